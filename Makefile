@@ -1,0 +1,36 @@
+# Two commands for a new user: `make run` (service + demo data) and `make test` (the test suite).
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# Benchmarks use the local PostgreSQL and Redis (tests find them by themselves: scripts/run_tests.py).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/billing
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: venv run test lint chaos bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_demo_data
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: venv
+	$(PY) scripts/run_tests.py $(PYTEST_ARGS)
+
+bench: venv
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .pytest_cache

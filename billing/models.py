@@ -1,0 +1,187 @@
+"""Business entities, customer accounts, invoices (and credit notes), balances and payment entries.
+
+Sign convention: invoices are positive, credit notes negative, payment balances negative and refund
+balances positive. An invoice's open amount is its amount plus the balances linked to it.
+"""
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import F, Q
+
+from billing.constants import (
+    BalanceStatus,
+    BalanceType,
+    InvoiceKind,
+    InvoiceStatus,
+    PaymentEntryKind,
+    PaymentEntryStatus,
+)
+
+# Three decimals so that BHD, KWD and friends fit; two-decimal currencies simply keep a 0.
+MONEY = {"max_digits": 18, "decimal_places": 3}
+
+
+class BusinessEntity(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    display_name = models.CharField(max_length=200, blank=True, help_text="Shown to customers.")
+    logo_url = models.URLField(blank=True)
+    support_email = models.EmailField(blank=True)
+    default_currency = models.CharField(max_length=3, default="EUR")
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "business entities"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def public_name(self) -> str:
+        return self.display_name or self.name
+
+
+class Account(models.Model):
+    business_entity = models.ForeignKey(BusinessEntity, on_delete=models.PROTECT, related_name="accounts")
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Invoice(models.Model):
+    number = models.CharField(max_length=64, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="invoices")
+    business_entity = models.ForeignKey(BusinessEntity, on_delete=models.PROTECT, related_name="invoices")
+    kind = models.CharField(max_length=10, choices=InvoiceKind.choices, default=InvoiceKind.INVOICE)
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    payment_reference = models.CharField(max_length=140, blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    # Stored for querying, but only ever written by billing.services.recompute_invoice_status().
+    status = models.CharField(max_length=10, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "due_date"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind=InvoiceKind.INVOICE) & Q(amount__gt=0))
+                | (Q(kind=InvoiceKind.CREDIT) & Q(amount__lt=0)),
+                name="invoice_amount_sign_matches_kind",
+            ),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="invoice_currency_iso"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def is_credit(self) -> bool:
+        return self.kind == InvoiceKind.CREDIT
+
+
+class Balance(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="balances")
+    invoice = models.ForeignKey(Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="balances")
+    type = models.CharField(max_length=12, choices=BalanceType.choices)
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    # When the money moved, taken from Stripe (the charge's or refund's `created`).
+    date = models.DateTimeField()
+    transaction_number = models.CharField(max_length=255, blank=True, db_index=True)
+    provider_setting = models.ForeignKey(
+        "providers.ProviderSetting", null=True, blank=True, on_delete=models.PROTECT, related_name="balances"
+    )
+    locked = models.BooleanField(default=False)
+    lock_reason = models.CharField(max_length=100, blank=True)
+    split_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="split_parts"
+    )
+    refunds_balance = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="refunded_by"
+    )
+    stripe_refund_id = models.CharField(max_length=255, blank=True, db_index=True)
+    is_overrefund = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=BalanceStatus.choices, default=BalanceStatus.CONFIRMED)
+    note = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["date", "id"]
+        indexes = [
+            models.Index(fields=["provider_setting", "transaction_number"]),
+            models.Index(fields=["account", "currency", "invoice"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(type=BalanceType.PAYMENT) | Q(amount__lt=0), name="payment_balance_negative"
+            ),
+            models.CheckConstraint(
+                condition=~Q(type=BalanceType.REFUND) | Q(amount__gt=0), name="refund_balance_positive"
+            ),
+            models.CheckConstraint(condition=~Q(amount=Decimal("0")), name="balance_amount_not_zero"),
+            models.CheckConstraint(
+                condition=Q(locked=False) | ~Q(lock_reason=""), name="locked_balance_has_reason"
+            ),
+            models.CheckConstraint(condition=~Q(split_from=F("id")), name="balance_not_split_from_itself"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.amount} {self.currency}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == BalanceStatus.PENDING
+
+
+class PaymentEntry(models.Model):
+    """Money that moved but could not be booked as a balance automatically; finance resolves it."""
+
+    provider = models.CharField(max_length=20, default="stripe")
+    kind = models.CharField(max_length=20, choices=PaymentEntryKind.choices, default=PaymentEntryKind.OTHER)
+    provider_setting = models.ForeignKey(
+        "providers.ProviderSetting", null=True, blank=True, on_delete=models.PROTECT, related_name="payment_entries"
+    )
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.PROTECT, related_name="payment_entries")
+    invoice = models.ForeignKey(Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="payment_entries")
+    transaction_number = models.CharField(max_length=255, db_index=True)
+    stripe_refund_id = models.CharField(max_length=255, null=True, blank=True)
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    date = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=PaymentEntryStatus.choices, default=PaymentEntryStatus.OPEN)
+    raw = models.JSONField(default=dict, blank=True)
+    resolved_balance = models.ForeignKey(
+        Balance, null=True, blank=True, on_delete=models.SET_NULL, related_name="resolved_entries"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "payment entries"
+        constraints = [
+            # Exactly one entry per failed refund, and one per unmatched charge and reason.
+            models.UniqueConstraint(
+                fields=["stripe_refund_id"], condition=Q(stripe_refund_id__isnull=False), name="one_entry_per_refund"
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "kind", "transaction_number"],
+                condition=Q(stripe_refund_id__isnull=True),
+                name="one_entry_per_charge_and_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.transaction_number} {self.amount} {self.currency}"

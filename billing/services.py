@@ -1,0 +1,254 @@
+"""Writes to the books. Every function runs in a transaction and takes row locks.
+
+Lock order, everywhere, to avoid deadlocks: payment transaction -> invoice(s) by id -> balances by id.
+Invoice status is derived from its balances and written only by `recompute_invoice_status`, in the
+same transaction as the balance change that moved it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.constants import BalanceStatus, BalanceType, InvoiceKind, InvoiceStatus
+from billing.models import Account, Balance, Invoice
+from billing.money import MoneyError, format_amount, normalize_currency, validate_precision
+from billing.selectors import open_amount
+
+
+class BillingError(Exception):
+    """A change to the books was refused; the message is a sentence for the user."""
+
+
+# --- Invoices ------------------------------------------------------------------------------------
+
+
+def lock_invoices(invoice_ids: Iterable[int]) -> dict[int, Invoice]:
+    ids = sorted({invoice_id for invoice_id in invoice_ids if invoice_id is not None})
+    return {invoice.id: invoice for invoice in Invoice.objects.select_for_update().filter(id__in=ids).order_by("id")}
+
+
+def recompute_invoice_status(invoice: Invoice) -> Invoice:
+    """Derive `open` / `paid` from the balances. Drafts and cancelled documents keep their status.
+
+    Must run inside the transaction that changed the balances, with the invoice row locked.
+    """
+    if invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED):
+        return invoice
+    new_status = InvoiceStatus.PAID if open_amount(invoice) == 0 else InvoiceStatus.OPEN
+    if new_status != invoice.status:
+        invoice.status = new_status
+        invoice.save(update_fields=["status"])
+    return invoice
+
+
+def recompute_invoices(invoice_ids: Iterable[int]) -> None:
+    for invoice in lock_invoices(invoice_ids).values():
+        recompute_invoice_status(invoice)
+
+
+@transaction.atomic
+def finalize_invoice(invoice: Invoice) -> Invoice:
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status != InvoiceStatus.DRAFT:
+        raise BillingError(f"{invoice.number} is {invoice.get_status_display().lower()}, only drafts can be finalized.")
+    invoice.status = InvoiceStatus.OPEN
+    invoice.finalized_at = timezone.now()
+    invoice.save(update_fields=["status", "finalized_at"])
+    return recompute_invoice_status(invoice)
+
+
+@transaction.atomic
+def cancel_invoice(invoice: Invoice) -> Invoice:
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status == InvoiceStatus.CANCELLED:
+        return invoice
+    if invoice.balances.exists():
+        raise BillingError(f"{invoice.number} has balances linked to it; unassign them before cancelling.")
+    invoice.status = InvoiceStatus.CANCELLED
+    invoice.cancelled_at = timezone.now()
+    invoice.save(update_fields=["status", "cancelled_at"])
+    return invoice
+
+
+# --- Balances ------------------------------------------------------------------------------------
+
+
+def _checked_amount(amount: Decimal, currency: str) -> Decimal:
+    try:
+        return validate_precision(Decimal(amount), currency)
+    except MoneyError as exc:
+        raise BillingError(str(exc)) from None
+
+
+@transaction.atomic
+def create_balance(
+    *,
+    account: Account,
+    type: str,
+    amount: Decimal,
+    currency: str,
+    date: datetime | None = None,
+    invoice: Invoice | None = None,
+    transaction_number: str = "",
+    provider_setting=None,
+    status: str = BalanceStatus.CONFIRMED,
+    note: str = "",
+) -> Balance:
+    """Create one balance and recompute its invoice. Signs: payment < 0, refund > 0."""
+    try:
+        currency = normalize_currency(currency)
+    except MoneyError as exc:
+        raise BillingError(str(exc)) from None
+    amount = _checked_amount(amount, currency)
+    if amount == 0:
+        raise BillingError("A balance needs an amount other than zero.")
+    if type == BalanceType.PAYMENT and amount > 0:
+        raise BillingError("A payment balance is negative (money received).")
+    if type == BalanceType.REFUND and amount < 0:
+        raise BillingError("A refund balance is positive (money paid back).")
+    if invoice is not None:
+        invoice = lock_invoices([invoice.pk])[invoice.pk]
+        _check_same_account_and_currency(invoice, account, currency)
+    balance = Balance.objects.create(
+        account=account, invoice=invoice, type=type, amount=amount, currency=currency, date=date or timezone.now(),
+        transaction_number=transaction_number, provider_setting=provider_setting, status=status, note=note,
+    )
+    if invoice is not None:
+        recompute_invoice_status(invoice)
+    return balance
+
+
+def _check_same_account_and_currency(invoice: Invoice, account: Account, currency: str) -> None:
+    if invoice.account_id != account.pk:
+        raise BillingError(f"{invoice.number} belongs to another account.")
+    if invoice.currency != currency:
+        raise BillingError(f"{invoice.number} is in {invoice.currency}, not {currency}.")
+
+
+@transaction.atomic
+def book_payment(
+    *,
+    account: Account,
+    invoice: Invoice | None,
+    amount: Decimal,
+    currency: str,
+    date: datetime,
+    transaction_number: str,
+    provider_setting=None,
+    status: str = BalanceStatus.CONFIRMED,
+) -> list[Balance]:
+    """Book money received (`amount` > 0) as payment balance(s).
+
+    Linked to the invoice up to its open amount; any surplus is split off into an unlinked payment
+    balance, so money received is always booked and an open amount never crosses zero. An invoice
+    that takes no payment (draft, cancelled, credit note, already paid) gets nothing linked.
+    """
+    currency = normalize_currency(currency)
+    amount = _checked_amount(amount, currency)
+    if amount <= 0:
+        raise BillingError("A payment must be a positive amount of money received.")
+    linkable = Decimal("0")
+    if invoice is not None:
+        invoice = lock_invoices([invoice.pk])[invoice.pk]
+        _check_same_account_and_currency(invoice, account, currency)
+        if invoice.kind == InvoiceKind.INVOICE and invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.PAID):
+            linkable = max(open_amount(invoice), Decimal("0"))
+    common = {"account": account, "type": BalanceType.PAYMENT, "currency": currency, "date": date,
+              "transaction_number": transaction_number, "provider_setting": provider_setting, "status": status}
+    linked_amount = min(amount, linkable)
+    balances = []
+    if linked_amount > 0:
+        balances.append(Balance.objects.create(invoice=invoice, amount=-linked_amount, **common))
+    surplus = amount - linked_amount
+    if surplus > 0:
+        balances.append(Balance.objects.create(
+            invoice=None, amount=-surplus, split_from=balances[0] if balances else None, **common
+        ))
+    if invoice is not None:
+        recompute_invoice_status(invoice)
+    return balances
+
+
+def lock_balance_rows(balance_ids: Iterable[int]) -> list[Balance]:
+    return list(Balance.objects.select_for_update().filter(id__in=sorted(set(balance_ids))).order_by("id"))
+
+
+@transaction.atomic
+def split_balance(balance: Balance, *, part_amount: Decimal, allow_locked: bool = False) -> tuple[Balance, Balance]:
+    """Split `part_amount` (same sign as the balance) off into a new row; the original keeps the rest.
+
+    Both rows keep the invoice link, type, status, dates and lock. Locked balances are split only
+    by the refund service and by assignment of locked refund balances (`allow_locked`).
+    """
+    balance = lock_balance_rows([balance.pk])[0]
+    if balance.locked and not allow_locked:
+        raise BillingError(f"This balance is locked ({balance.lock_reason}) and cannot be split.")
+    part_amount = _checked_amount(part_amount, balance.currency)
+    if part_amount == 0 or (part_amount > 0) != (balance.amount > 0) or abs(part_amount) >= abs(balance.amount):
+        raise BillingError(
+            f"A split part must have the balance's sign and be smaller than {format_amount(abs(balance.amount), balance.currency)}."
+        )
+    balance.amount -= part_amount
+    balance.save(update_fields=["amount"])
+    part = Balance.objects.create(
+        account_id=balance.account_id, invoice_id=balance.invoice_id, type=balance.type, amount=part_amount,
+        currency=balance.currency, date=balance.date, transaction_number=balance.transaction_number,
+        provider_setting_id=balance.provider_setting_id, locked=balance.locked, lock_reason=balance.lock_reason,
+        split_from=balance, refunds_balance_id=balance.refunds_balance_id, stripe_refund_id=balance.stripe_refund_id,
+        is_overrefund=balance.is_overrefund, status=balance.status,
+    )
+    return balance, part
+
+
+@transaction.atomic
+def lock_balances(balances: Iterable[Balance], *, reason: str) -> int:
+    if not reason:
+        raise BillingError("Locking a balance needs a reason.")
+    ids = [balance.pk for balance in balances]
+    lock_balance_rows(ids)
+    return Balance.objects.filter(id__in=ids, locked=False).update(locked=True, lock_reason=reason)
+
+
+@transaction.atomic
+def unlock_balance(balance: Balance) -> Balance:
+    balance = lock_balance_rows([balance.pk])[0]
+    balance.locked = False
+    balance.lock_reason = ""
+    balance.save(update_fields=["locked", "lock_reason"])
+    return balance
+
+
+@transaction.atomic
+def confirm_payment_balances(*, provider_setting, transaction_number: str) -> int:
+    """Pending payment balances of a charge become confirmed (the money arrived)."""
+    return Balance.objects.filter(
+        type=BalanceType.PAYMENT, provider_setting=provider_setting, transaction_number=transaction_number,
+        status=BalanceStatus.PENDING,
+    ).update(status=BalanceStatus.CONFIRMED)
+
+
+@transaction.atomic
+def delete_payment_balances(*, provider_setting, transaction_number: str) -> list[int]:
+    """Remove every unlocked payment balance of a failed charge (splits included); reopen invoices.
+
+    Returns the ids of the invoices that were recomputed. Locked balances (refunded, disputed) stay.
+    """
+    candidates = Balance.objects.filter(
+        type=BalanceType.PAYMENT, provider_setting=provider_setting, transaction_number=transaction_number, locked=False
+    )
+    invoice_ids = sorted({invoice_id for invoice_id in candidates.values_list("invoice_id", flat=True) if invoice_id})
+    lock_invoices(invoice_ids)  # invoices before balances: the project's lock order
+    rows = lock_balance_rows(candidates.values_list("id", flat=True))
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    # Splits point at each other (split_from is PROTECT): detach before deleting.
+    Balance.objects.filter(split_from_id__in=ids).update(split_from=None)
+    Balance.objects.filter(id__in=ids).delete()
+    recompute_invoices(invoice_ids)
+    return invoice_ids

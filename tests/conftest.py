@@ -1,0 +1,18 @@
+"""Shared test setup: the fake Stripe server, service availability and small helpers."""
+
+import os
+
+import pytest
+
+pytest_plugins = ["tests.stripe_fake.pytest_plugin"]
+
+SERVICES_AVAILABLE = os.environ.get("SERVICES_AVAILABLE", "0") == "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    if SERVICES_AVAILABLE:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL and Redis on 127.0.0.1 (run through `make test`)")
+    for item in items:
+        if "services" in item.keywords:
+            item.add_marker(skip)

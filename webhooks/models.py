@@ -1,0 +1,47 @@
+"""The webhook inbox: every valid Stripe event, stored once, before anything is done with it."""
+
+from django.db import models
+from django.db.models import Q
+
+
+class EventStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSED = "processed", "Processed"
+    IGNORED = "ignored", "Ignored"
+    FAILED = "failed", "Failed"
+
+
+class WebhookEvent(models.Model):
+    provider_setting = models.ForeignKey("providers.ProviderSetting", on_delete=models.PROTECT, related_name="webhook_events")
+    stripe_event_id = models.CharField(max_length=255)
+    # The Stripe account the event belongs to; empty until the setting has learned it.
+    stripe_account_id = models.CharField(max_length=255, blank=True)
+    type = models.CharField(max_length=100, db_index=True)
+    livemode = models.BooleanField(default=False)
+    api_version = models.CharField(max_length=50, blank=True)
+    stripe_created = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=EventStatus.choices, default=EventStatus.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["status", "received_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stripe_account_id", "stripe_event_id"],
+                condition=~Q(stripe_account_id=""),
+                name="unique_event_per_stripe_account",
+            ),
+            models.UniqueConstraint(
+                fields=["provider_setting", "stripe_event_id"],
+                condition=Q(stripe_account_id=""),
+                name="unique_event_per_setting_without_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.stripe_event_id}"
