@@ -1,0 +1,21 @@
+"""Reads of payments: transactions per charge, saved instruments."""
+
+from payments.models import PaymentInstrument, PaymentTransaction
+
+
+def lock_transaction(charge_id: str) -> PaymentTransaction | None:
+    """Row-lock one charge's transaction (call inside a transaction; first in the lock order)."""
+    return PaymentTransaction.objects.select_for_update().filter(charge_id=charge_id).first()
+
+
+def transaction_for_charge(charge_id: str) -> PaymentTransaction | None:
+    return PaymentTransaction.objects.filter(charge_id=charge_id).first()
+
+
+def active_instrument(*, account, provider_setting) -> PaymentInstrument | None:
+    """The most recently saved active instrument of the account for this setting."""
+    return (
+        PaymentInstrument.objects.filter(account=account, provider_setting=provider_setting, active=True)
+        .order_by("-activated_at", "-id")
+        .first()
+    )

@@ -1,0 +1,48 @@
+"""Which Stripe setting applies: for an invoice (new payments) or for a webhook endpoint."""
+
+import re
+
+from django.db.models import Q
+
+from billing.constants import PROVIDER_STRIPE
+from billing.models import Invoice
+from providers.models import ProviderSetting
+
+
+class NoProviderSetting(Exception):
+    """No active Stripe setting for the invoice's business entity (and no active default)."""
+
+
+class PaymentReferenceError(Exception):
+    """The invoice's payment reference cannot be used with Stripe."""
+
+
+def setting_for_invoice(invoice: Invoice, *, provider: str = PROVIDER_STRIPE) -> ProviderSetting:
+    """The active setting linked to the invoice's entity, else the active default, else an error."""
+    entity_id = invoice.business_entity_id
+    candidates = ProviderSetting.objects.filter(provider=provider, active=True).filter(
+        Q(business_entities__id=entity_id) | Q(business_entities__isnull=True)
+    ).distinct().prefetch_related("business_entities")
+    own = default = None
+    for setting in candidates:
+        if any(entity.id == entity_id for entity in setting.business_entities.all()):
+            own = setting
+        elif not setting.business_entities.all():
+            default = setting
+    if own or default:
+        return own or default
+    raise NoProviderSetting(f"There is no Stripe setting for business entity “{invoice.business_entity}”.")
+
+
+def setting_by_webhook_id(webhook_id) -> ProviderSetting | None:
+    """The setting of a webhook endpoint, active or not (inactive settings still process events)."""
+    return ProviderSetting.objects.filter(webhook_id=webhook_id).first()
+
+
+def check_payment_reference(invoice: Invoice) -> None:
+    """Stripe needs a payment reference with at least one letter (seed); refuse before any Stripe call."""
+    if not re.search(r"[^\W\d_]", invoice.payment_reference or ""):
+        raise PaymentReferenceError(
+            f"Invoice {invoice.number} cannot be paid online: its payment reference "
+            f"“{invoice.payment_reference}” must contain at least one letter."
+        )
