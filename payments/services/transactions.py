@@ -1,0 +1,1 @@
+"""See payments/services/__init__.py."""
