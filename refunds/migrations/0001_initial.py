@@ -38,7 +38,6 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-id'],
-                'permissions': [],
                 'constraints': [models.UniqueConstraint(condition=models.Q(('stripe_refund_id__isnull', False)), fields=('stripe_refund_id',), name='unique_stripe_refund_id'), models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='refund_request_amount_positive')],
             },
         ),
