@@ -216,6 +216,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# The ingest benchmark's baseline endpoint (bench/baseline.py); never enable in production.
+BENCH_BASELINE = env_bool("BENCH_BASELINE", False)
+
 # --- Logging ---------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

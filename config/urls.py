@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -17,3 +18,8 @@ urlpatterns = [
     path("webhooks/", include("webhooks.urls")),
     path("", include("payments.urls")),
 ]
+
+if settings.BENCH_BASELINE:
+    from bench.baseline import baseline_ingest
+
+    urlpatterns.append(path("bench/baseline/", baseline_ingest, name="bench-baseline"))

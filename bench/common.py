@@ -1,0 +1,92 @@
+"""Shared plumbing of the benchmarks: processes, ports, percentiles, the benchmark database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/billing_bench"
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/12"
+
+
+def bench_env() -> dict:
+    """Environment of every process of a benchmark run: its own database and Redis db."""
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", BENCH_DATABASE_URL),
+        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", BENCH_REDIS_URL),
+        "CELERY_BROKER_URL": os.environ.get("BENCH_REDIS_URL", BENCH_REDIS_URL),
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+        "FIELD_ENCRYPTION_KEYS": env_default("FIELD_ENCRYPTION_KEYS", "YmVuY2gtb25seS1rZXktbm90LWZvci1wcm9kdWN0aW9uMDE="),
+    })
+    return env
+
+
+def env_default(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def prepare_database(env: dict) -> None:
+    """Create the benchmark database if needed and migrate it."""
+    import psycopg
+
+    name = env["DATABASE_URL"].rsplit("/", 1)[1]
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+
+
+def start_gunicorn(port: int, env: dict, workers: int = 2) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--worker-class", "sync", "--log-level", "warning", "--timeout", "60"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+
+
+def start_celery_worker(env: dict, *, concurrency: int = 1, name: str = "bench") -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=WARNING", f"--concurrency={concurrency}",
+         "--pool=prefork", "--without-gossip", "--without-mingle", "-n", f"{name}-{os.getpid()}@%h"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback only
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, round(pct / 100 * (len(sorted_values) - 1))))
+    return sorted_values[index]
