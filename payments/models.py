@@ -107,8 +107,14 @@ class PaymentTransaction(models.Model):
     charge_created = models.DateTimeField(null=True, blank=True)
     # Stripe `created` of the last event applied to this charge.
     stripe_created = models.DateTimeField(null=True, blank=True)
+    # When the payment was booked (as balances, or as a PaymentEntry when it could not be matched).
+    booked_at = models.DateTimeField(null=True, blank=True)
     dispute_id = models.CharField(max_length=255, blank=True)
     dispute_status = models.CharField(max_length=40, blank=True)
+    dispute_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    # Monotonic facts about the dispute, so its events give the same books in any order.
+    dispute_funds_withdrawn = models.BooleanField(default=False)
+    dispute_funds_reinstated = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,1 +1,190 @@
-"""See payments/services/__init__.py."""
+"""One PaymentTransaction per Stripe charge, and the state machine that books its payment.
+
+Invariants:
+- a charge's payment is booked at most once (balances, or an open PaymentEntry when it cannot be
+  matched), guarded by `booked_at` under the transaction's row lock;
+- `failed` is final: a later `pending` or `succeeded` for the same charge changes nothing;
+- balance dates are the charge's Stripe `created`, so any order of events gives the same books.
+
+Callers fetch whatever they need from Stripe first; nothing here calls Stripe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.constants import BalanceStatus, PaymentEntryKind
+from billing.models import Invoice, PaymentEntry
+from billing.money import MoneyError, from_minor_units
+from billing.services import book_payment, confirm_payment_balances, delete_payment_balances
+from payments.constants import MethodType, TransactionStatus
+from payments.models import PaymentAttempt, PaymentTransaction
+from payments.selectors import lock_transaction
+
+CHARGE_STATUS = {"pending": TransactionStatus.PENDING, "succeeded": TransactionStatus.SUCCEEDED, "failed": TransactionStatus.FAILED}
+
+
+def stripe_time(timestamp: int | None) -> datetime | None:
+    return datetime.fromtimestamp(int(timestamp), tz=UTC) if timestamp else None
+
+
+def object_id(value) -> str:
+    """Stripe fields may hold an id or the expanded object."""
+    if isinstance(value, dict):
+        return value.get("id") or ""
+    return value or ""
+
+
+def belongs_to_other_setting(stripe_object: dict, setting) -> bool:
+    """An object created by another provider setting is left to that setting's endpoint."""
+    named = str((stripe_object.get("metadata") or {}).get("provider_setting_id") or "")
+    return bool(named) and named != str(setting.pk)
+
+
+@dataclass
+class ChargeFacts:
+    charge_id: str
+    status: str
+    amount_minor: int
+    currency: str
+    created: datetime | None
+    payment_intent_id: str
+    payment_method_id: str
+    method_type: str
+    metadata: dict
+    failure_message: str
+
+    @classmethod
+    def from_charge(cls, charge: dict, payment_intent: dict | None = None) -> ChargeFacts:
+        details = charge.get("payment_method_details") or {}
+        method_type = details.get("type") or ""
+        if method_type not in MethodType.values:
+            method_type = MethodType.OTHER if method_type else ""
+        metadata = dict((payment_intent or {}).get("metadata") or {})
+        metadata.update(charge.get("metadata") or {})
+        failure = charge.get("failure_message") or charge.get("failure_code") or ""
+        return cls(
+            charge_id=charge["id"],
+            status=CHARGE_STATUS.get(charge.get("status") or "", TransactionStatus.PENDING),
+            amount_minor=int(charge.get("amount") or 0),
+            currency=(charge.get("currency") or "").upper(),
+            created=stripe_time(charge.get("created")),
+            payment_intent_id=object_id(charge.get("payment_intent")) or object_id((payment_intent or {}).get("id")),
+            payment_method_id=object_id(charge.get("payment_method")),
+            method_type=method_type,
+            metadata=metadata,
+            failure_message=failure,
+        )
+
+
+def ensure_transaction(setting, facts: ChargeFacts) -> PaymentTransaction:
+    """Create the charge's row if missing; tolerates a concurrent insert of the same charge."""
+    existing = PaymentTransaction.objects.filter(charge_id=facts.charge_id).first()
+    if existing:
+        return existing
+    try:
+        with transaction.atomic():
+            return PaymentTransaction.objects.create(
+                charge_id=facts.charge_id, provider_setting=setting, payment_intent_id=facts.payment_intent_id,
+                currency=facts.currency, method_type=facts.method_type, charge_created=facts.created,
+            )
+    except IntegrityError:  # another worker inserted it first: use theirs
+        return PaymentTransaction.objects.get(charge_id=facts.charge_id)
+
+
+def match_invoice(facts: ChargeFacts) -> Invoice | None:
+    """Invoice by `metadata.invoice_id`, else through the PaymentIntent's other charges or attempt."""
+    invoice_id = str(facts.metadata.get("invoice_id") or "")
+    if invoice_id.isdigit():
+        return Invoice.objects.select_related("account").filter(pk=int(invoice_id)).first()
+    if facts.payment_intent_id:
+        sibling = (
+            PaymentTransaction.objects.filter(payment_intent_id=facts.payment_intent_id, invoice__isnull=False)
+            .exclude(charge_id=facts.charge_id).select_related("invoice__account").first()
+        )
+        if sibling:
+            return sibling.invoice
+        attempt = PaymentAttempt.objects.filter(payment_intent_id=facts.payment_intent_id).select_related("invoice__account").first()
+        if attempt:
+            return attempt.invoice
+    return None
+
+
+def _book(setting, tx: PaymentTransaction, facts: ChargeFacts, *, raw: dict, pending: bool) -> None:
+    try:
+        amount = from_minor_units(facts.amount_minor, facts.currency)
+    except MoneyError:
+        amount = None
+    invoice = match_invoice(facts)
+    if amount is None or amount <= 0:
+        kind, error, invoice = PaymentEntryKind.OTHER, f"Stripe charge with an unusable amount or currency ({facts.currency}).", None
+    elif invoice is None:
+        kind, error = PaymentEntryKind.UNMATCHED_PAYMENT, "No invoice matches this payment (no or unknown metadata.invoice_id)."
+    elif invoice.currency != facts.currency:
+        kind, error = PaymentEntryKind.CURRENCY_MISMATCH, f"Paid in {facts.currency}, but invoice {invoice.number} is in {invoice.currency}."
+    else:
+        book_payment(
+            account=invoice.account, invoice=invoice, amount=amount, currency=facts.currency,
+            date=facts.created or timezone.now(), transaction_number=facts.charge_id, provider_setting=setting,
+            status=BalanceStatus.PENDING if pending else BalanceStatus.CONFIRMED,
+        )
+        tx.invoice, tx.account = invoice, invoice.account
+        return
+    PaymentEntry.objects.get_or_create(
+        provider="stripe", kind=kind, transaction_number=facts.charge_id, stripe_refund_id=None,
+        defaults={"provider_setting": setting, "amount": -(amount or 0), "currency": facts.currency or "XXX",
+                  "date": facts.created, "last_error": error, "raw": raw,
+                  "invoice": invoice, "account": invoice.account if invoice else None},
+    )
+    if invoice is not None:
+        tx.invoice, tx.account = invoice, invoice.account
+
+
+def sync_charge(setting, charge: dict, *, event_created: datetime | None = None, payment_intent: dict | None = None) -> PaymentTransaction:
+    """Bring the charge's payment up to what `charge` says (upsert, then the state machine)."""
+    facts = ChargeFacts.from_charge(charge, payment_intent)
+    ensure_transaction(setting, facts)
+    with transaction.atomic():
+        tx = lock_transaction(facts.charge_id)
+        if tx.status == TransactionStatus.FAILED:
+            return tx  # final
+        fields = {"payment_intent_id": tx.payment_intent_id or facts.payment_intent_id,
+                  "payment_method_id": facts.payment_method_id or tx.payment_method_id,
+                  "method_type": facts.method_type or tx.method_type, "charge_created": facts.created or tx.charge_created,
+                  "currency": facts.currency or tx.currency}
+        if facts.amount_minor and facts.currency:
+            try:
+                fields["amount"] = from_minor_units(facts.amount_minor, facts.currency)
+            except MoneyError:
+                pass
+        for name, value in fields.items():
+            setattr(tx, name, value)
+        if payment_intent and payment_intent.get("setup_future_usage"):
+            tx.save_for_future = True
+        if event_created and (tx.stripe_created is None or event_created > tx.stripe_created):
+            tx.stripe_created = event_created
+
+        if facts.status == TransactionStatus.FAILED:
+            delete_payment_balances(provider_setting=setting, transaction_number=facts.charge_id)
+            PaymentEntry.objects.filter(transaction_number=facts.charge_id, stripe_refund_id=None, status="open").update(
+                status="resolved", resolved_at=timezone.now(), last_error=f"Payment failed: {facts.failure_message}")
+            tx.status, tx.last_error = TransactionStatus.FAILED, facts.failure_message or "The payment failed."
+        else:
+            if tx.booked_at is None:
+                _book(setting, tx, facts, raw=charge, pending=facts.status == TransactionStatus.PENDING)
+                tx.booked_at = timezone.now()
+            if facts.status == TransactionStatus.SUCCEEDED:
+                confirm_payment_balances(provider_setting=setting, transaction_number=facts.charge_id)
+                if tx.status == TransactionStatus.PENDING:
+                    tx.status = TransactionStatus.SUCCEEDED
+        tx.save()
+        return tx
+
+
+def record_payment_failure(setting, *, charge_id: str, message: str) -> None:
+    """Keep the failure message of a PaymentIntent's failed charge on its transaction."""
+    PaymentTransaction.objects.filter(charge_id=charge_id, provider_setting=setting).exclude(last_error=message).update(last_error=message)

@@ -1,0 +1,109 @@
+"""Reads for refunds: what is still refundable on a charge, and the refund plan (used by preview and apply)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from billing.constants import BalanceStatus, BalanceType
+from billing.models import Balance
+from payments.selectors import transaction_for_charge
+from refunds.models import RefundRequest, RefundStatus
+
+REFUNDABLE_PREFIXES = ("ch_", "py_")
+
+
+@dataclass
+class PlanStep:
+    """Refund `refund_amount` of `balance`; when smaller than the balance, the balance is split."""
+
+    balance: Balance
+    refund_amount: Decimal
+
+    @property
+    def splits(self) -> bool:
+        return self.refund_amount < -self.balance.amount
+
+
+@dataclass
+class RefundPlan:
+    amount: Decimal
+    currency: str
+    steps: list[PlanStep] = field(default_factory=list)
+    overrefund: Decimal = Decimal("0")
+
+    def resulting_balances(self) -> list[dict]:
+        """What the books will show afterwards, for the preview (payment and refund rows)."""
+        rows = []
+        for step in self.steps:
+            available = -step.balance.amount
+            if step.splits:
+                rows.append({"type": "payment", "amount": -(available - step.refund_amount), "locked": False,
+                             "invoice": step.balance.invoice_id, "note": "remains"})
+            rows.append({"type": "payment", "amount": -step.refund_amount, "locked": True, "invoice": step.balance.invoice_id,
+                         "note": "split off and refunded" if step.splits else "refunded"})
+            rows.append({"type": "refund", "amount": step.refund_amount, "locked": True, "invoice": None, "note": ""})
+        if self.overrefund:
+            rows.append({"type": "payment", "amount": -self.overrefund, "locked": True, "invoice": None, "note": "overrefund"})
+            rows.append({"type": "refund", "amount": self.overrefund, "locked": True, "invoice": None, "note": "overrefund"})
+        return rows
+
+
+def charge_payment_balances(*, provider_setting, charge_id: str, available_only: bool = True):
+    queryset = Balance.objects.filter(type=BalanceType.PAYMENT, provider_setting=provider_setting, transaction_number=charge_id)
+    if available_only:
+        queryset = queryset.filter(locked=False, status=BalanceStatus.CONFIRMED)
+    return queryset.order_by("date", "id")
+
+
+def refund_plan(*, provider_setting, charge_id: str, amount: Decimal, currency: str, first_balance: Balance | None = None,
+                balances: list[Balance] | None = None) -> RefundPlan:
+    """SPEC §8 rules 1-3 and 6: the initiating balance first, the others oldest first, split the last, overrefund the rest."""
+    if balances is None:
+        balances = list(charge_payment_balances(provider_setting=provider_setting, charge_id=charge_id))
+    ordered = sorted(balances, key=lambda b: (0 if first_balance is not None and b.pk == first_balance.pk else 1, b.date, b.pk))
+    plan = RefundPlan(amount=amount, currency=currency)
+    remaining = amount
+    for balance in ordered:
+        if remaining <= 0:
+            break
+        if balance.locked:
+            continue
+        take = min(-balance.amount, remaining)
+        plan.steps.append(PlanStep(balance=balance, refund_amount=take))
+        remaining -= take
+    plan.overrefund = max(remaining, Decimal("0"))
+    return plan
+
+
+def charge_total(*, provider_setting, charge_id: str) -> Decimal:
+    """The charge's amount: from its transaction, else from every payment balance booked for it."""
+    tx = transaction_for_charge(charge_id)
+    if tx is not None and tx.amount:
+        return tx.amount
+    total = charge_payment_balances(provider_setting=provider_setting, charge_id=charge_id, available_only=False).filter(
+        is_overrefund=False).aggregate(total=Sum("amount"))["total"]
+    return -(total or Decimal("0"))
+
+
+def refunded_amount(*, charge_id: str) -> Decimal:
+    """Refunds requested or made on the charge that did not fail (failed refunds gave the money back)."""
+    total = RefundRequest.objects.filter(charge_id=charge_id).exclude(
+        status__in=[RefundStatus.FAILED, RefundStatus.CANCELED]).aggregate(total=Sum("amount"))["total"]
+    return total or Decimal("0")
+
+
+def refundable_amount(*, provider_setting, charge_id: str) -> Decimal:
+    return max(charge_total(provider_setting=provider_setting, charge_id=charge_id) - refunded_amount(charge_id=charge_id), Decimal("0"))
+
+
+def refund_preview(balance: Balance, *, amount: Decimal) -> RefundPlan:
+    return refund_plan(provider_setting=balance.provider_setting, charge_id=balance.transaction_number, amount=amount,
+                       currency=balance.currency, first_balance=balance)
+
+
+def can_refund(balance: Balance) -> bool:
+    return (balance.type == BalanceType.PAYMENT and not balance.locked and balance.status == BalanceStatus.CONFIRMED
+            and balance.provider_setting_id is not None and balance.transaction_number.startswith(REFUNDABLE_PREFIXES))

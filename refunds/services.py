@@ -1,0 +1,328 @@
+"""The refund service: refund a payment through Stripe, then split and lock balances (SPEC §8).
+
+Flow of `refund_payment_balance`: validate -> in a short transaction with the charge locked, check
+what is still refundable and write a pending RefundRequest (it carries the idempotency key) ->
+call Stripe with no lock held -> `apply_refund_request` writes the plan's balances in one
+transaction. The refund webhooks call the same `apply_refund_request` (through
+`apply_stripe_refund`): whoever comes first applies the plan, the other changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.constants import BalanceType, LockReason, PaymentEntryKind
+from billing.models import Balance, PaymentEntry
+from billing.money import MoneyError, format_amount, from_minor_units, normalize_currency, to_decimal, validate_precision
+from payments.selectors import lock_transaction
+from payments.services.transactions import stripe_time
+from providers.stripe import gateway
+from refunds.models import RefundRequest, RefundSource, RefundStatus
+from refunds.selectors import (
+    REFUNDABLE_PREFIXES,
+    charge_payment_balances,
+    refund_plan,
+    refundable_amount,
+)
+
+logger = logging.getLogger(__name__)
+
+STRIPE_REFUND_STATUS = {"succeeded": RefundStatus.SUCCEEDED, "pending": RefundStatus.PENDING,
+                        "requires_action": RefundStatus.PENDING, "failed": RefundStatus.FAILED, "canceled": RefundStatus.CANCELED}
+IDEMPOTENCY_WINDOW = timedelta(hours=23)  # Stripe keeps keys 24 h; stay clear of the edge
+
+
+class RefundError(Exception):
+    """A refund was refused; the message is a sentence for finance staff."""
+
+
+class OverrefundNotConfirmed(RefundError):
+    """The refund exceeds the available payment balances and needs an explicit confirmation."""
+
+
+@dataclass
+class RefundResult:
+    request: RefundRequest
+    refund_balances: list[Balance] = field(default_factory=list)
+    payment_balances: list[Balance] = field(default_factory=list)
+
+
+# --- Validation ----------------------------------------------------------------------------------
+
+
+def parse_refund_amount(raw, currency: str) -> Decimal:
+    try:
+        amount = validate_precision(to_decimal(raw), currency)
+    except MoneyError as exc:
+        raise RefundError(f"Invalid refund amount: {exc}") from None
+    if amount <= 0:
+        raise RefundError("The refund amount must be greater than zero.")
+    return amount
+
+
+def check_refundable_balance(balance: Balance) -> None:
+    if balance.type != BalanceType.PAYMENT:
+        raise RefundError("Only payment balances can be refunded.")
+    if balance.locked:
+        raise RefundError(f"This payment balance is locked ({balance.lock_reason}) and cannot be refunded.")
+    if balance.is_pending:
+        raise RefundError("This payment is still pending (e.g. a SEPA debit in flight) and cannot be refunded yet.")
+    if balance.provider_setting_id is None or not balance.transaction_number.startswith(REFUNDABLE_PREFIXES):
+        raise RefundError("This balance was not paid through Stripe, so it cannot be refunded here.")
+
+
+# --- The service ---------------------------------------------------------------------------------
+
+
+def refund_payment_balance(balance: Balance, *, amount, requested_by=None, confirm_overrefund: bool = False,
+                           idempotency_key: str | None = None) -> RefundResult:
+    """Refund `amount` of the charge behind `balance` through Stripe and book it (SPEC §8).
+
+    A repeated call with the same `idempotency_key` (double submit, client retry) returns the first
+    request's result and never calls Stripe twice.
+    """
+    balance = Balance.objects.select_related("provider_setting").get(pk=balance.pk)
+    check_refundable_balance(balance)
+    currency = normalize_currency(balance.currency)
+    amount = parse_refund_amount(amount, currency)
+    setting, charge_id = balance.provider_setting, balance.transaction_number
+
+    if idempotency_key:
+        existing = RefundRequest.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _result_of(existing)
+
+    with transaction.atomic():
+        # Serialises refunds of one charge: two staff at once cannot both pass the check below.
+        if lock_transaction(charge_id) is None:
+            list(charge_payment_balances(provider_setting=setting, charge_id=charge_id, available_only=False).select_for_update())
+        refundable = refundable_amount(provider_setting=setting, charge_id=charge_id)
+        if amount > refundable:
+            raise RefundError(f"Refund amount {format_amount(amount, currency)} exceeds the "
+                              f"{format_amount(refundable, currency)} still refundable on {charge_id}.")
+        plan = refund_plan(provider_setting=setting, charge_id=charge_id, amount=amount, currency=currency, first_balance=balance)
+        if plan.overrefund and not confirm_overrefund:
+            raise OverrefundNotConfirmed(
+                f"The available payment balances cover only {format_amount(amount - plan.overrefund, currency)}; "
+                f"refunding {format_amount(amount, currency)} creates an overrefund of {format_amount(plan.overrefund, currency)}. "
+                "Confirm the overrefund to go on.")
+        try:
+            with transaction.atomic():
+                request = RefundRequest.objects.create(
+                    balance=balance, provider_setting=setting, charge_id=charge_id, amount=amount, currency=currency,
+                    source=RefundSource.SERVICE, requested_by=requested_by,
+                    idempotency_key=idempotency_key or f"refund-{uuid.uuid4()}",
+                )
+        except IntegrityError:  # the same idempotency key won a race: that request is the one
+            return _result_of(RefundRequest.objects.get(idempotency_key=idempotency_key))
+
+    stripe_refund = _create_stripe_refund(request)
+    return apply_refund_request(request, stripe_refund)
+
+
+def _create_stripe_refund(request: RefundRequest) -> dict:
+    """Call Stripe (no lock held). Refusals fail the request; an unknown outcome leaves it pending."""
+    try:
+        return gateway.create_refund(request.provider_setting, charge_id=request.charge_id, amount=request.amount,
+                                     currency=request.currency, metadata={"refund_request_id": request.pk},
+                                     idempotency_key=request.idempotency_key)
+    except gateway.StripeGatewayError as exc:
+        if exc.outcome_unknown:
+            raise RefundError(f"{exc} The refund request is kept and will be checked with Stripe again automatically; "
+                              "do not refund again.") from None
+        RefundRequest.objects.filter(pk=request.pk, applied_at__isnull=True).update(
+            status=RefundStatus.FAILED, failure_reason=str(exc), updated_at=timezone.now())
+        raise RefundError(f"Stripe refused the refund: {exc}") from None
+
+
+def _result_of(request: RefundRequest) -> RefundResult:
+    refunds = list(Balance.objects.filter(stripe_refund_id=request.stripe_refund_id, type=BalanceType.REFUND)) \
+        if request.stripe_refund_id else []
+    payments = list(Balance.objects.filter(pk__in=[b.refunds_balance_id for b in refunds if b.refunds_balance_id]))
+    return RefundResult(request=request, refund_balances=refunds, payment_balances=payments)
+
+
+# --- Applying a Stripe refund to the books -------------------------------------------------------
+
+
+def apply_refund_request(request: RefundRequest, stripe_refund: dict) -> RefundResult:
+    """Write the refund's balances once (SPEC §8 rules 2-6, 8), whoever comes first: service or webhook."""
+    status = STRIPE_REFUND_STATUS.get(stripe_refund.get("status") or "", RefundStatus.PENDING)
+    with transaction.atomic():
+        lock_transaction(request.charge_id)  # lock order: transaction -> balances
+        request = RefundRequest.objects.select_for_update().select_related("provider_setting").get(pk=request.pk)
+        if request.applied_at is None:
+            refund_balances, payment_balances = _write_plan(request, stripe_refund)
+            request.applied_at = timezone.now()
+        else:
+            refund_balances, payment_balances = [], []
+        request.stripe_refund_id = stripe_refund.get("id") or request.stripe_refund_id
+        request.stripe_created = stripe_time(stripe_refund.get("created")) or request.stripe_created
+        if request.status not in (RefundStatus.FAILED, RefundStatus.CANCELED):  # failed and canceled are final
+            request.status = status
+        request.save()
+        if status in (RefundStatus.FAILED, RefundStatus.CANCELED):
+            _record_failed_refund(request, stripe_refund, status)
+    if refund_balances:
+        return RefundResult(request=request, refund_balances=refund_balances, payment_balances=payment_balances)
+    return _result_of(request)
+
+
+def _write_plan(request: RefundRequest, stripe_refund: dict) -> tuple[list[Balance], list[Balance]]:
+    """Splits, refund balances and locks in a constant number of queries (bulk), whatever the number of balances."""
+    setting = request.provider_setting
+    refund_id = stripe_refund.get("id") or ""
+    date = stripe_time(stripe_refund.get("created")) or timezone.now()
+    balances = list(charge_payment_balances(provider_setting=setting, charge_id=request.charge_id).select_for_update())
+    plan = refund_plan(provider_setting=setting, charge_id=request.charge_id, amount=request.amount, currency=request.currency,
+                       first_balance=request.balance, balances=balances)
+    refunded: list[Balance] = []
+    for step in plan.steps:
+        if step.splits:
+            original = step.balance
+            original.amount += step.refund_amount  # keeps the unrefunded part, stays unlocked
+            original.save(update_fields=["amount"])
+            part = Balance.objects.create(
+                account_id=original.account_id, invoice_id=original.invoice_id, type=BalanceType.PAYMENT, amount=-step.refund_amount,
+                currency=original.currency, date=original.date, transaction_number=original.transaction_number,
+                provider_setting_id=original.provider_setting_id, split_from=original, status=original.status,
+                locked=True, lock_reason=LockReason.REFUND)
+            refunded.append(part)
+        else:
+            refunded.append(step.balance)
+    Balance.objects.filter(pk__in=[b.pk for b in refunded if not b.locked]).update(locked=True, lock_reason=LockReason.REFUND)
+    if plan.overrefund:
+        account_id = _account_for_charge(request, balances)
+        if account_id is None:
+            _record_unbookable_refund(request, stripe_refund)
+        else:
+            refunded.append(Balance.objects.create(
+                account_id=account_id, invoice=None, type=BalanceType.PAYMENT, amount=-plan.overrefund, currency=request.currency,
+                date=date, transaction_number=request.charge_id, provider_setting=setting, is_overrefund=True,
+                locked=True, lock_reason=LockReason.REFUND))
+    refund_balances = Balance.objects.bulk_create([
+        Balance(account_id=payment.account_id, invoice=None, type=BalanceType.REFUND, amount=-payment.amount,
+                currency=payment.currency, date=date, transaction_number=request.charge_id, provider_setting=setting,
+                refunds_balance=payment, stripe_refund_id=refund_id, locked=True, lock_reason=LockReason.REFUND)
+        for payment in refunded
+    ])
+    for payment in refunded:
+        payment.locked, payment.lock_reason = True, LockReason.REFUND
+    return refund_balances, refunded
+
+
+def _account_for_charge(request: RefundRequest, balances: list[Balance]) -> int | None:
+    if request.balance_id:
+        return request.balance.account_id
+    if balances:
+        return balances[0].account_id
+    any_balance = charge_payment_balances(provider_setting=request.provider_setting, charge_id=request.charge_id,
+                                          available_only=False).first()
+    if any_balance:
+        return any_balance.account_id
+    tx = lock_transaction(request.charge_id)
+    return tx.account_id if tx else None
+
+
+def _record_unbookable_refund(request: RefundRequest, stripe_refund: dict) -> None:
+    """A refund of a payment the books never held (unmatched charge): finance decides."""
+    PaymentEntry.objects.get_or_create(
+        stripe_refund_id=f"{stripe_refund.get('id') or request.pk}:unbooked",
+        defaults={"provider": "stripe", "kind": PaymentEntryKind.OTHER, "provider_setting": request.provider_setting,
+                  "transaction_number": request.charge_id, "amount": request.amount, "currency": request.currency,
+                  "last_error": "Refund of a payment that is not booked on any account.", "raw": stripe_refund},
+    )
+
+
+def _record_failed_refund(request: RefundRequest, stripe_refund: dict, status: str) -> None:
+    """SPEC §7: one PaymentEntry per failed refund id; the money came back, the balances stay locked."""
+    reason = stripe_refund.get("failure_reason") or status
+    request.status = status
+    request.failure_reason = f"Refund failed: {reason}"
+    request.save(update_fields=["status", "failure_reason", "updated_at"])
+    tx = lock_transaction(request.charge_id)
+    PaymentEntry.objects.get_or_create(
+        stripe_refund_id=stripe_refund.get("id") or f"request-{request.pk}",
+        defaults={"provider": "stripe", "kind": PaymentEntryKind.REFUND_FAILED, "provider_setting": request.provider_setting,
+                  "transaction_number": request.charge_id, "amount": -request.amount, "currency": request.currency,
+                  "date": stripe_time(stripe_refund.get("created")), "last_error": f"Refund failed: {reason}",
+                  "raw": stripe_refund, "account_id": tx.account_id if tx else None,
+                  "invoice_id": tx.invoice_id if tx else None},
+    )
+
+
+def apply_stripe_refund(setting, refund: dict) -> RefundRequest | None:
+    """Apply a Stripe Refund seen in a webhook: ours by metadata, a known refund id, or a Dashboard refund.
+
+    Idempotent in any order; never calls Stripe. The handler has synced the charge's payment first.
+    """
+    refund_id = refund.get("id") or ""
+    charge_id = refund.get("charge") if isinstance(refund.get("charge"), str) else (refund.get("charge") or {}).get("id", "")
+    if not refund_id or not charge_id:
+        return None
+    request = RefundRequest.objects.filter(stripe_refund_id=refund_id).first()
+    if request is None:
+        ours = str((refund.get("metadata") or {}).get("refund_request_id") or "")
+        if ours.isdigit():
+            request = RefundRequest.objects.filter(pk=int(ours), charge_id=charge_id).first()
+    if request is None:
+        request = _dashboard_request(setting, refund, refund_id, charge_id)
+    apply_refund_request(request, refund)
+    return RefundRequest.objects.get(pk=request.pk)
+
+
+def _dashboard_request(setting, refund: dict, refund_id: str, charge_id: str) -> RefundRequest:
+    currency = normalize_currency(refund.get("currency") or "")
+    try:
+        with transaction.atomic():
+            return RefundRequest.objects.create(
+                balance=None, provider_setting=setting, charge_id=charge_id, currency=currency,
+                amount=from_minor_units(int(refund.get("amount") or 0), currency), source=RefundSource.DASHBOARD,
+                idempotency_key=f"dashboard-{refund_id}", stripe_refund_id=refund_id,
+            )
+    except IntegrityError:  # a concurrent delivery created it
+        return RefundRequest.objects.get(stripe_refund_id=refund_id)
+
+
+# --- Repair ----------------------------------------------------------------------------------------
+
+
+def finish_pending_refund_request(request: RefundRequest) -> RefundRequest:
+    """Finish a service request whose Stripe answer was lost (crash, timeout) or never sent."""
+    if request.applied_at is not None or request.source != RefundSource.SERVICE or request.status != RefundStatus.PENDING:
+        return request
+    setting = request.provider_setting
+    try:
+        stripe_refund = None
+        if timezone.now() - request.created_at > IDEMPOTENCY_WINDOW:
+            # Stripe has forgotten the idempotency key: look for the refund before creating one.
+            stripe_refund = gateway.find_refund_by_metadata(setting, charge_id=request.charge_id, key="refund_request_id",
+                                                           value=str(request.pk))
+        if stripe_refund is None:
+            stripe_refund = gateway.create_refund(setting, charge_id=request.charge_id, amount=request.amount,
+                                                  currency=request.currency, metadata={"refund_request_id": request.pk},
+                                                  idempotency_key=request.idempotency_key)
+    except gateway.StripeGatewayError as exc:
+        if not exc.outcome_unknown:
+            RefundRequest.objects.filter(pk=request.pk, applied_at__isnull=True).update(
+                status=RefundStatus.FAILED, failure_reason=str(exc), updated_at=timezone.now())
+        logger.warning("Pending refund request %s not finished: %s", request.pk, exc)
+        return RefundRequest.objects.get(pk=request.pk)
+    return apply_refund_request(request, stripe_refund).request
+
+
+def finish_pending_refund_requests(*, older_than: timedelta = timedelta(minutes=2)) -> int:
+    pending = RefundRequest.objects.filter(source=RefundSource.SERVICE, status=RefundStatus.PENDING, applied_at__isnull=True,
+                                           created_at__lt=timezone.now() - older_than).select_related("provider_setting")
+    count = 0
+    for request in pending:
+        finish_pending_refund_request(request)
+        count += 1
+    return count
