@@ -1,4 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from webhooks.views import stripe_webhook
 
 app_name = "webhooks"
-urlpatterns: list = []
+urlpatterns = [
+    path("stripe/<uuid:webhook_id>/", stripe_webhook, name="stripe-webhook"),
+]

@@ -125,7 +125,8 @@ def _book(setting, tx: PaymentTransaction, facts: ChargeFacts, *, raw: dict, pen
     elif invoice is None:
         kind, error = PaymentEntryKind.UNMATCHED_PAYMENT, "No invoice matches this payment (no or unknown metadata.invoice_id)."
     elif invoice.currency != facts.currency:
-        kind, error = PaymentEntryKind.CURRENCY_MISMATCH, f"Paid in {facts.currency}, but invoice {invoice.number} is in {invoice.currency}."
+        kind = PaymentEntryKind.CURRENCY_MISMATCH
+        error = f"Paid in {facts.currency}, but invoice {invoice.number} is in {invoice.currency}."
     else:
         book_payment(
             account=invoice.account, invoice=invoice, amount=amount, currency=facts.currency,

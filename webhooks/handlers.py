@@ -1,0 +1,191 @@
+"""One small handler per Stripe event type (SPEC §7). Registering a type outside WEBHOOK_EVENTS fails at import.
+
+A handler receives (setting, the event's data.object, the stored WebhookEvent). It fetches what it
+needs from Stripe FIRST (no lock is held here), then calls services that take the locks. Every
+handler whose object is or carries a charge first brings that charge's payment up to date, so a
+refund or a dispute that arrives before `charge.succeeded` still finds its payment balance.
+Returning "ignored" marks the event ignored (e.g. it belongs to another setting's endpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from payments.services import disputes, instruments
+from payments.services.checkout import sync_attempt_from_payment_intent
+from payments.services.transactions import belongs_to_other_setting, object_id, record_payment_failure, sync_charge
+from providers.constants import WEBHOOK_EVENTS
+from providers.stripe import gateway
+from refunds.services import apply_stripe_refund
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[..., str | None]
+_registry: dict[str, Handler] = {}
+
+
+def handles(*event_types: str) -> Callable[[Handler], Handler]:
+    unknown = [event_type for event_type in event_types if event_type not in WEBHOOK_EVENTS]
+    if unknown:
+        raise ValueError(f"Not a webhook event this service subscribes to: {', '.join(unknown)}")
+
+    def register(handler: Handler) -> Handler:
+        for event_type in event_types:
+            if event_type in _registry:
+                raise ValueError(f"Two handlers for {event_type}")
+            _registry[event_type] = handler
+        return handler
+
+    return register
+
+
+def handler_for(event_type: str) -> Handler | None:
+    return _registry.get(event_type)
+
+
+def registered_types() -> set[str]:
+    return set(_registry)
+
+
+def _charge(setting, charge_or_id) -> dict | None:
+    """The charge as an object: expanded in the payload, or fetched from Stripe (outside any lock)."""
+    if isinstance(charge_or_id, dict):
+        return charge_or_id
+    if not charge_or_id:
+        return None
+    return gateway.retrieve_charge(setting, charge_or_id)
+
+
+def _event_created(event):
+    return event.stripe_created
+
+
+# --- Payments ------------------------------------------------------------------------------------
+
+
+@handles("charge.pending", "charge.succeeded", "charge.failed")
+def on_charge(setting, charge: dict, event) -> str | None:
+    if belongs_to_other_setting(charge, setting):
+        return "ignored"
+    tx = sync_charge(setting, charge, event_created=_event_created(event))
+    instruments.activate_from_payment(setting=setting, transaction=tx, charge=charge, payment_intent=None)
+    return None
+
+
+@handles("payment_intent.processing", "payment_intent.succeeded")
+def on_payment_intent_progress(setting, payment_intent: dict, event) -> str | None:
+    if belongs_to_other_setting(payment_intent, setting):
+        return "ignored"
+    charge = _charge(setting, payment_intent.get("latest_charge"))
+    if charge is not None:
+        tx = sync_charge(setting, charge, event_created=_event_created(event), payment_intent=payment_intent)
+        instruments.activate_from_payment(setting=setting, transaction=tx, charge=charge, payment_intent=payment_intent)
+    sync_attempt_from_payment_intent(setting=setting, payment_intent=payment_intent)
+    return None
+
+
+@handles("payment_intent.payment_failed")
+def on_payment_intent_failed(setting, payment_intent: dict, event) -> str | None:
+    if belongs_to_other_setting(payment_intent, setting):
+        return "ignored"
+    error = payment_intent.get("last_payment_error") or {}
+    charge = _charge(setting, error.get("charge"))
+    if charge is not None:
+        sync_charge(setting, charge, event_created=_event_created(event), payment_intent=payment_intent)
+        if error.get("message"):
+            record_payment_failure(setting, charge_id=charge["id"], message=error["message"])
+    sync_attempt_from_payment_intent(setting=setting, payment_intent=payment_intent)
+    return None
+
+
+@handles("payment_intent.canceled")
+def on_payment_intent_canceled(setting, payment_intent: dict, event) -> str | None:
+    if belongs_to_other_setting(payment_intent, setting):
+        return "ignored"
+    sync_attempt_from_payment_intent(setting=setting, payment_intent=payment_intent)
+    return None
+
+
+@handles("source.chargeable")
+def on_source_chargeable(setting, source: dict, event) -> str | None:
+    """Legacy Sources (SEPA, Alipay): charge the chargeable source once (idempotency key = source id)."""
+    if belongs_to_other_setting(source, setting):
+        return "ignored"
+    metadata = dict(source.get("metadata") or {})
+    metadata.setdefault("provider_setting_id", setting.pk)
+    gateway.create_charge_from_source(setting, source_id=source["id"], amount_minor=int(source.get("amount") or 0),
+                                      currency=source.get("currency") or "", metadata=metadata)
+    return None  # the charge's own events book it
+
+
+# --- Refunds -------------------------------------------------------------------------------------
+
+
+@handles("charge.refunded")
+def on_charge_refunded(setting, charge: dict, event) -> str | None:
+    if belongs_to_other_setting(charge, setting):
+        return "ignored"
+    embedded = charge.get("refunds")
+    # Older API versions embed the refunds; newer ones do not: list them (no lock is held here).
+    refunds = embedded.get("data", []) if isinstance(embedded, dict) and not embedded.get("has_more") else \
+        gateway.list_refunds(setting, charge_id=charge["id"])
+    sync_charge(setting, charge, event_created=_event_created(event))
+    for refund in refunds:
+        apply_stripe_refund(setting, refund)
+    return None
+
+
+@handles("charge.refund.updated", "refund.created", "refund.updated", "refund.failed")
+def on_refund(setting, refund: dict, event) -> str | None:
+    charge = _charge(setting, refund.get("charge"))
+    if charge is None:
+        return "ignored"
+    if belongs_to_other_setting(charge, setting):
+        return "ignored"
+    sync_charge(setting, charge, event_created=_event_created(event))
+    apply_stripe_refund(setting, refund)
+    return None
+
+
+# --- Disputes ------------------------------------------------------------------------------------
+
+
+@handles("charge.dispute.created", "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated", "charge.dispute.closed")
+def on_dispute(setting, dispute: dict, event) -> str | None:
+    charge = _charge(setting, dispute.get("charge"))
+    if charge is None:
+        return "ignored"
+    if belongs_to_other_setting(charge, setting):
+        return "ignored"
+    sync_charge(setting, charge, event_created=_event_created(event))
+    disputes.apply_dispute(setting, dispute, event_type=event.type)
+    return None
+
+
+# --- Customers and saved payment methods -------------------------------------------------------------
+
+
+@handles("setup_intent.succeeded")
+def on_setup_intent_succeeded(setting, setup_intent: dict, event) -> str | None:
+    if belongs_to_other_setting(setup_intent, setting):
+        return "ignored"
+    instruments.activate_from_setup_intent(setting=setting, setup_intent=setup_intent)
+    return None
+
+
+@handles("payment_method.detached")
+def on_payment_method_detached(setting, payment_method: dict, event) -> str | None:
+    instruments.deactivate_payment_method(setting=setting, payment_method_id=object_id(payment_method.get("id")))
+    return None
+
+
+@handles("payment_method.automatically_updated")
+def on_payment_method_updated(setting, payment_method: dict, event) -> str | None:
+    instruments.update_payment_method(setting=setting, payment_method=payment_method)
+    return None
+
+
+missing = set(WEBHOOK_EVENTS) - registered_types()
+if missing:  # every subscribed event must have its handler
+    raise ImportError(f"No webhook handler for: {', '.join(sorted(missing))}")

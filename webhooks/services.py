@@ -1,0 +1,165 @@
+"""The webhook inbox: verify, store once, enqueue after commit; process with the handler of the type.
+
+Storing decides the HTTP answer and is one short transaction with no Stripe call. Processing runs
+in a Celery task; handlers are idempotent, so a redelivered task or a replayed event is harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from webhooks.models import EventStatus, WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+
+class SignatureError(Exception):
+    """The Stripe-Signature header is missing, malformed, wrong or too old."""
+
+
+class InvalidEvent(Exception):
+    """The body is not a Stripe event this endpoint accepts."""
+
+
+def verify_signature(payload: bytes, header: str | None, secret: str, *, tolerance: int, now: float | None = None) -> None:
+    """Stripe's scheme: HMAC-SHA256 over "{t}.{raw body}"; any of several v1 signatures; `tolerance` seconds."""
+    if not header:
+        raise SignatureError("missing Stripe-Signature header")
+    timestamp, signatures = None, []
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t":
+            timestamp = value
+        elif key == "v1" and value:
+            signatures.append(value)
+    if timestamp is None or not timestamp.isdigit():
+        raise SignatureError("no timestamp in Stripe-Signature header")
+    if not signatures:
+        raise SignatureError("no v1 signature in Stripe-Signature header")
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + payload, hashlib.sha256).hexdigest()
+    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+        raise SignatureError("signature does not match")
+    if abs((now or time.time()) - int(timestamp)) > tolerance:
+        raise SignatureError("timestamp outside the tolerance zone")
+
+
+def parse_event(payload: bytes, *, setting) -> dict:
+    try:
+        event = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidEvent("body is not JSON") from None
+    if not isinstance(event, dict) or event.get("object") != "event" or not isinstance(event.get("id"), str) \
+            or not isinstance(event.get("type"), str) or not isinstance((event.get("data") or {}).get("object"), dict):
+        raise InvalidEvent("body is not a Stripe event")
+    if len(event["id"]) > 255 or len(event["type"]) > 100:
+        raise InvalidEvent("event id or type too long")
+    if bool(event.get("livemode")) != setting.livemode:
+        raise InvalidEvent(f"livemode {bool(event.get('livemode'))} does not match this setting's {setting.mode} keys")
+    return event
+
+
+def stripe_created(event: dict) -> datetime | None:
+    created = event.get("created")
+    return datetime.fromtimestamp(created, tz=UTC) if isinstance(created, int) and created > 0 else None
+
+
+def store_event(setting, event: dict) -> tuple[int | None, bool]:
+    """Insert the event once (unique per Stripe account and event id) and enqueue it after commit.
+
+    Returns (event id, created). A duplicate returns (None, False) and changes nothing.
+    """
+    account_id = event.get("account") if isinstance(event.get("account"), str) else setting.stripe_account_id
+    try:
+        with transaction.atomic():
+            stored = WebhookEvent.objects.create(
+                provider_setting=setting, stripe_event_id=event["id"], stripe_account_id=account_id or "",
+                type=event["type"], livemode=bool(event.get("livemode")), api_version=str(event.get("api_version") or "")[:50],
+                stripe_created=stripe_created(event), payload=event,
+            )
+            transaction.on_commit(partial(enqueue_event, stored.pk))
+    except IntegrityError:
+        return None, False
+    return stored.pk, True
+
+
+def enqueue_event(event_id: int) -> bool:
+    """Publish the processing task; a broker outage is logged, the beat task re-enqueues later."""
+    from webhooks.tasks import process_webhook_event
+
+    try:
+        process_webhook_event.delay(event_id)
+    except Exception as exc:  # kombu/redis raise many types; the event is safe in the inbox either way
+        logger.warning("Could not enqueue webhook event %s (%s); it will be re-enqueued.", event_id, type(exc).__name__)
+        return False
+    return True
+
+
+def requeue_stale_events(*, older_than: timedelta = timedelta(minutes=1), limit: int = 1000) -> int:
+    """Re-enqueue events still `received` after `older_than` (the broker was down, or a worker died)."""
+    cutoff = timezone.now() - older_than
+    ids = list(WebhookEvent.objects.filter(status=EventStatus.RECEIVED, received_at__lt=cutoff)
+               .order_by("received_at").values_list("id", flat=True)[:limit])
+    return sum(1 for event_id in ids if enqueue_event(event_id))
+
+
+def replay_events(event_ids) -> int:
+    """Admin replay: failed (or any) events go back to `received` and are enqueued after commit."""
+    ids = list(event_ids)
+    with transaction.atomic():
+        WebhookEvent.objects.filter(id__in=ids).update(status=EventStatus.RECEIVED, last_error="", processed_at=None)
+        for event_id in ids:
+            transaction.on_commit(partial(enqueue_event, event_id))
+    return len(ids)
+
+
+def claim_event(event_id: int) -> WebhookEvent | None:
+    """Count the attempt; None when the event is already done (a redelivered task)."""
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().select_related("provider_setting").filter(pk=event_id).first()
+        if event is None or event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
+            return None
+        event.attempts += 1
+        event.save(update_fields=["attempts"])
+        return event
+
+
+def finish_event(event_id: int, status: str, error: str = "") -> None:
+    WebhookEvent.objects.filter(pk=event_id).update(status=status, last_error=error[:4000], processed_at=timezone.now())
+
+
+def record_event_error(event_id: int, error: str) -> None:
+    WebhookEvent.objects.filter(pk=event_id).update(last_error=error[:4000])
+
+
+def process_event(event_id: int) -> str | None:
+    """Run the handler of the event's type. Raises on handler errors (the task retries)."""
+    from webhooks.handlers import handler_for
+
+    event = claim_event(event_id)
+    if event is None:
+        return None
+    handler = handler_for(event.type)
+    if handler is None:
+        finish_event(event.pk, EventStatus.IGNORED)
+        return EventStatus.IGNORED
+    outcome = handler(event.provider_setting, event.payload["data"]["object"], event)
+    status = EventStatus.IGNORED if outcome == "ignored" else EventStatus.PROCESSED
+    finish_event(event.pk, status)
+    return status
+
+
+def ingest_fetched_event(setting, event: dict) -> bool:
+    """An event fetched from Stripe's Events API goes through the same inbox (duplicates are skipped)."""
+    if bool(event.get("livemode")) != setting.livemode:
+        return False
+    _, created = store_event(setting, event)
+    return created
