@@ -1,0 +1,3 @@
+from tests.stripe_fake.server import FakeStripeServer
+
+__all__ = ["FakeStripeServer"]
