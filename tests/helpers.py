@@ -1,0 +1,56 @@
+"""Test helpers: Stripe-shaped events and their signed delivery to the real webhook endpoint."""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+import time
+
+from django.urls import reverse
+
+from tests.factories import TEST_WEBHOOK_SECRET
+from tests.stripe_fake.server import TEMPLATES
+from tests.stripe_fake.signing import sign_payload
+
+
+def make_event(event_type: str, obj: dict, *, created: int | None = None, event_id: str | None = None,
+               livemode: bool = False, api_version: str = "2026-10-28.endive") -> dict:
+    event = copy.deepcopy(TEMPLATES["event"])
+    event.update(id=event_id or f"evt_{secrets.token_hex(12)}", type=event_type, created=created or int(time.time()),
+                 livemode=livemode, api_version=api_version, data={"object": copy.deepcopy(obj)})
+    return event
+
+
+def make_charge(*, amount: int = 10000, currency: str = "eur", status: str = "succeeded", metadata: dict | None = None,
+                charge_id: str | None = None, created: int | None = None, payment_intent: str | None = None,
+                method: str = "card", refunds: list | None = None) -> dict:
+    charge = copy.deepcopy(TEMPLATES["charge"])
+    details = {"type": method}
+    details[method] = {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2034} if method == "card" else \
+        {"last4": "3000", "mandate": "mandate_test"}
+    charge.update(id=charge_id or f"ch_{secrets.token_hex(10)}", amount=amount, currency=currency, status=status,
+                  metadata=metadata or {}, created=created or 1_700_000_000, payment_intent=payment_intent,
+                  payment_method="pm_test", payment_method_details=details, livemode=False, amount_refunded=0, refunded=False,
+                  failure_message="Insufficient funds." if status == "failed" else None,
+                  failure_code="insufficient_funds" if status == "failed" else None)
+    charge.pop("refunds", None)
+    if refunds is not None:
+        charge["refunds"] = {"object": "list", "data": refunds, "has_more": False, "url": "/v1/refunds"}
+    return charge
+
+
+def post_event(client, setting, event: dict, *, secret: str = TEST_WEBHOOK_SECRET, timestamp: int | None = None,
+               body: bytes | None = None, **extra):
+    body = body if body is not None else json.dumps(event).encode()
+    header = sign_payload(body, secret, timestamp=timestamp)
+    return client.post(reverse("webhooks:stripe-webhook", args=[setting.webhook_id]), data=body,
+                       content_type="application/json", HTTP_STRIPE_SIGNATURE=header, **extra)
+
+
+def deliver(client, setting, event: dict, django_capture_on_commit_callbacks, **kwargs):
+    """Post the event and run what the view enqueued (tasks are eager in tests)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_event(client, setting, event, **kwargs)
+    assert response.status_code == 200, response.content
+    return response
