@@ -46,6 +46,7 @@ def recompute_invoice_status(invoice: Invoice) -> Invoice:
     return invoice
 
 
+@transaction.atomic
 def recompute_invoices(invoice_ids: Iterable[int]) -> None:
     for invoice in lock_invoices(invoice_ids).values():
         recompute_invoice_status(invoice)

@@ -1,6 +1,5 @@
 """/healthz: is the database reachable, is the broker reachable."""
 
-from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
@@ -19,7 +18,7 @@ def database_status() -> str:
 
 
 def broker_status() -> str:
-    if settings.CELERY_TASK_ALWAYS_EAGER:
+    if celery_app.conf.task_always_eager:
         return "in-process"
     try:
         with celery_app.connection_for_write() as conn:

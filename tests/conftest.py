@@ -16,3 +16,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "services" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def celery_conf():
+    """Temporarily change the Celery app's configuration (it caches values read from Django settings)."""
+    from config.celery import app
+
+    saved = {}
+
+    def change(**values):
+        for key, value in values.items():
+            saved.setdefault(key, app.conf[key])
+        app.conf.update(**values)
+        app._pool = None
+
+    yield change
+    app.conf.update(**saved)
+    app._pool = None

@@ -98,7 +98,7 @@ def enqueue_event(event_id: int) -> bool:
     try:
         process_webhook_event.delay(event_id)
     except Exception as exc:  # kombu/redis raise many types; the event is safe in the inbox either way
-        logger.warning("Could not enqueue webhook event %s (%s); it will be re-enqueued.", event_id, type(exc).__name__)
+        logger.warning("Could not enqueue webhook event %s (%s: %s); it will be re-enqueued.", event_id, type(exc).__name__, exc)
         return False
     return True
 
