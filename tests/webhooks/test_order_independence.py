@@ -1,0 +1,116 @@
+"""Random interleavings with duplicates of many payments' events give the books of the in-order replay;
+two workers processing events of one charge at once book it once."""
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from billing.models import Balance
+from tests.factories import InvoiceFactory
+from tests.helpers import make_event, post_event
+from webhooks import services
+from webhooks.models import WebhookEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def books_by_role(invoices):
+    result = {}
+    for role, invoice in invoices.items():
+        invoice.refresh_from_db()
+        result[role] = (invoice.status, tuple(sorted((b.type, b.amount, b.status, b.locked) for b in Balance.objects.filter(account=invoice.account))))
+    return result
+
+
+def run_scenario(pay, fake_stripe, tag):
+    """Three payments: a card paid and partly refunded in the Dashboard, a SEPA debit that succeeds, one that fails."""
+    invoices = {"card": InvoiceFactory(), "sepa_ok": InvoiceFactory(), "sepa_fail": InvoiceFactory()}
+    card = pay(invoices["card"], key=f"{tag}-card")
+    fake_stripe.create_dashboard_refund(card["latest_charge"], 3000)
+    ok = pay(invoices["sepa_ok"], "pm_sepa_debit", key=f"{tag}-ok")
+    fail = pay(invoices["sepa_fail"], "pm_sepa_debit_fail", key=f"{tag}-fail")
+    fake_stripe.settle_charge(ok["latest_charge"], succeed=True)
+    fake_stripe.settle_charge(fail["latest_charge"], succeed=False)
+    return invoices, fake_stripe.events_of()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_random_interleavings_with_duplicates_match_the_in_order_replay(setting, pay, deliver_all, fake_stripe, data):
+    fake_stripe.reset()
+    reference_invoices, reference_events = run_scenario(pay, fake_stripe, "reference")
+    deliver_all(reference_events)
+    expected = books_by_role(reference_invoices)
+
+    fake_stripe.reset()
+    invoices, events = run_scenario(pay, fake_stripe, f"shuffled-{data.draw(st.integers(0, 10**9))}")
+    order = data.draw(st.permutations(events))
+    duplicates = data.draw(st.lists(st.sampled_from(events), max_size=6))
+    positions = data.draw(st.lists(st.integers(0, len(order)), min_size=len(duplicates), max_size=len(duplicates)))
+    delivery = list(order)
+    for event, position in zip(duplicates, positions, strict=True):
+        delivery.insert(position, event)
+    deliver_all(delivery)
+    assert books_by_role(invoices) == expected
+    assert expected["sepa_fail"][1] == ()
+    assert expected["card"][0] == "paid"
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_processing_one_charges_events_at_once_book_one_balance(setting, invoice, pay, client, fake_stripe,
+                                                                          celery_conf):
+    pi = pay(invoice)
+    celery_conf(task_always_eager=False, broker_url="redis://127.0.0.1:6390/0")  # keep the events in the inbox
+    for event in fake_stripe.events_of("charge.succeeded", "payment_intent.succeeded"):
+        assert post_event(client, setting, event).status_code == 200
+    event_ids = list(WebhookEvent.objects.values_list("id", flat=True))
+    assert len(event_ids) == 2
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"received"}
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def work(event_id):
+        barrier.wait()
+        try:
+            services.process_event(event_id)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(event_id,)) for event_id in event_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    balance = Balance.objects.get()
+    assert (balance.amount, balance.transaction_number) == (Decimal("-100.00"), pi["latest_charge"])
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_two_deliveries_of_one_event_at_the_same_instant_store_it_once(setting, client, fake_stripe):
+    from django.test import Client
+
+    event = make_event("customer.created", {"id": "cus_1", "object": "customer"})
+    barrier = threading.Barrier(2)
+    statuses = []
+
+    def deliver():
+        barrier.wait()
+        statuses.append(post_event(Client(), setting, event).status_code)
+        connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200, 200]
+    assert WebhookEvent.objects.count() == 1
