@@ -61,7 +61,7 @@ def test_every_order_of_payment_and_refund_events_gives_the_same_books(setting, 
 
 
 def test_our_own_refund_seen_again_by_webhook_changes_nothing(setting, invoice, pay, deliver_all, fake_stripe):
-    pi = pay(invoice)
+    pay(invoice)
     deliver_all()
     seen = len(fake_stripe.events)
     balance = Balance.objects.get()
