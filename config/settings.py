@@ -128,6 +128,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY") else None
 
+# Error reports hide secrets and keys (settings and local variables).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "providers.reporting.SecretsExceptionReporterFilter"
+
 # Fernet keys (comma-separated, newest first) that encrypt provider secrets at rest.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
 

@@ -1,0 +1,38 @@
+"""System checks: encryption keys configured and valid; active settings that cannot verify webhooks."""
+
+from cryptography.fernet import Fernet
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+from django.db import DatabaseError
+
+
+@register()
+def encryption_keys_check(app_configs, **kwargs):
+    keys = settings.FIELD_ENCRYPTION_KEYS
+    if not keys:
+        return [Warning(
+            "FIELD_ENCRYPTION_KEYS is not set: provider secrets are encrypted with a development key derived from SECRET_KEY.",
+            hint="Generate one with `python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'` "
+                 "and set FIELD_ENCRYPTION_KEYS.",
+            id="providers.W001")]
+    problems = []
+    for index, key in enumerate(keys):
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError):
+            problems.append(Error(f"FIELD_ENCRYPTION_KEYS entry {index + 1} is not a valid Fernet key.", id="providers.E001"))
+    return problems
+
+
+@register(deploy=True)
+def webhook_secrets_check(app_configs, **kwargs):
+    from providers.models import ProviderSetting
+
+    try:
+        names = list(ProviderSetting.objects.filter(active=True, webhook_secret_encrypted="").values_list("name", flat=True))
+    except DatabaseError:  # not migrated yet, or no database: nothing to say
+        return []
+    if not names:
+        return []
+    return [Warning(f"Active Stripe settings without a webhook secret (their endpoint answers 500): {', '.join(names)}.",
+                    id="providers.W002")]
