@@ -10,10 +10,10 @@ from django.db import connection
 from django.urls import reverse
 
 from payments.models import PaymentInstrument
+from providers import services as provider_services
 from providers.crypto import decrypt
 from providers.models import ProviderSetting
 from providers.selectors import NoProviderSetting, PaymentReferenceError, check_payment_reference, setting_for_invoice
-from providers import services as provider_services
 from providers.services import save_provider_setting
 from tests.factories import (
     TEST_SECRET_KEY,
