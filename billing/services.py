@@ -367,3 +367,32 @@ def auto_assign(*, account: Account, currency: str) -> int:
                     break
                 balance = rest
     return count
+
+
+@transaction.atomic
+def resolve_payment_entry(entry, *, invoice: Invoice | None = None, account: Account | None = None, user=None) -> Balance:
+    """Turn an open PaymentEntry of money received into an unlocked payment balance with its transaction number.
+
+    The balance goes on `invoice` (or the entry's invoice) when that invoice matches, else unassigned on
+    `account` (or the entry's account). Refund-failure entries are resolved by hand: money went back out.
+    """
+    from billing.constants import PaymentEntryKind, PaymentEntryStatus
+    from billing.models import PaymentEntry
+
+    entry = PaymentEntry.objects.select_for_update().get(pk=entry.pk)
+    if entry.status != PaymentEntryStatus.OPEN:
+        raise BillingError("This payment entry is already resolved.")
+    if entry.kind == PaymentEntryKind.REFUND_FAILED or entry.amount >= 0:
+        raise BillingError("Only entries of money received can become a payment balance; resolve this one by hand.")
+    invoice = invoice or entry.invoice
+    account = account or (invoice.account if invoice else entry.account)
+    if account is None:
+        raise BillingError("Choose the account (or invoice) the payment belongs to.")
+    if invoice is not None and invoice.currency != entry.currency:
+        invoice = None  # a currency mismatch is booked unassigned on the account
+    balances = book_payment(account=account, invoice=invoice, amount=-entry.amount, currency=entry.currency,
+                            date=entry.date or timezone.now(), transaction_number=entry.transaction_number,
+                            provider_setting=entry.provider_setting)
+    entry.status, entry.resolved_at, entry.resolved_balance = PaymentEntryStatus.RESOLVED, timezone.now(), balances[0]
+    entry.save(update_fields=["status", "resolved_at", "resolved_balance"])
+    return balances[0]

@@ -10,11 +10,11 @@ admin.site.site_title = "Billing back office"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("", include("refunds.urls")),  # before the admin: the Refund page lives under /admin/billing/balance/
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("billing.urls")),
-    path("api/", include("refunds.urls")),
     path("webhooks/", include("webhooks.urls")),
     path("", include("payments.urls")),
 ]

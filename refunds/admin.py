@@ -1,1 +1,17 @@
-"""Admin for this app."""
+from django.contrib import admin
+
+from refunds.models import RefundRequest
+
+
+@admin.register(RefundRequest)
+class RefundRequestAdmin(admin.ModelAdmin):
+    list_display = ("id", "created_at", "charge_id", "amount", "currency", "source", "status", "stripe_refund_id", "requested_by")
+    list_filter = ("status", "source", "currency")
+    search_fields = ("charge_id", "stripe_refund_id", "idempotency_key")
+    readonly_fields = [field.name for field in RefundRequest._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
