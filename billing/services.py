@@ -149,7 +149,10 @@ def book_payment(
     balance, so money received is always booked and an open amount never crosses zero. An invoice
     that takes no payment (draft, cancelled, credit note, already paid) gets nothing linked.
     """
-    currency = normalize_currency(currency)
+    try:
+        currency = normalize_currency(currency)
+    except MoneyError as exc:
+        raise BillingError(str(exc)) from None
     amount = _checked_amount(amount, currency)
     if amount <= 0:
         raise BillingError("A payment must be a positive amount of money received.")

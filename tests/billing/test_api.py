@@ -1,0 +1,57 @@
+"""The read API and the schema show the same numbers as the books; writes answer 400 with a reason."""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from billing import services
+from tests.factories import AccountFactory, BalanceFactory, InvoiceFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api(admin_user):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
+    return client
+
+
+def test_invoices_and_balances_with_open_amounts(api):
+    invoice = InvoiceFactory(amount=Decimal("100"))
+    services.book_payment(account=invoice.account, invoice=invoice, amount=Decimal("40"), currency="EUR",
+                          date=invoice.finalized_at, transaction_number="ch_api")
+    body = api.get(reverse("billing:invoice-detail", args=[invoice.pk])).json()
+    assert body["open_amount"] == "60.000" and body["status"] == "open"
+    balances = api.get(reverse("billing:balance-list"), {"transaction_number": "ch_api"}).json()
+    assert balances["count"] == 1 and balances["results"][0]["amount"] == "-40.000"
+    assert api.get(reverse("billing:balance-list"), {"transaction_number": "nothing"}).json()["count"] == 0
+
+
+def test_schema_and_docs(api):
+    schema = api.get("/api/schema/")
+    assert schema.status_code == 200 and b"/api/balances/{balance_id}/refund/" in schema.content
+    assert api.get("/api/docs/").status_code == 200
+
+
+def test_assignment_errors_are_400_with_a_reason(api):
+    account = AccountFactory()
+    balance = BalanceFactory(account=account, invoice=None, amount=Decimal("-10"))
+    other = InvoiceFactory()
+    response = api.post(reverse("billing:assign-balance", args=[balance.pk]), {"document": other.pk}, format="json")
+    assert response.status_code == 400 and "another account" in response.json()["detail"]
+    assert api.post(reverse("billing:assign-balance", args=[balance.pk]), {"document": "x"}, format="json").status_code == 400
+    mine = InvoiceFactory(account=account)
+    ok = api.post(reverse("billing:assign-balance", args=[balance.pk]), {"document": mine.pk}, format="json")
+    assert ok.status_code == 200 and ok.json()["invoice"] == mine.pk
+
+
+def test_api_requires_staff(client):
+    assert client.get(reverse("billing:invoice-list")).status_code in (401, 403)
+    user = User.objects.create_user("plain", password="pw")
+    client.force_login(user)
+    assert client.get(reverse("billing:invoice-list")).status_code == 403
