@@ -55,7 +55,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     search_fields = ("number", "account__name", "payment_reference")
     readonly_fields = ("status", "finalized_at", "cancelled_at", "open_amount_display", "payment_link")
     inlines = [BalanceInline]
-    actions = ["finalize_action", "cancel_action"]
+    actions = ["finalize_action", "cancel_action", "email_payment_link_action", "collect_off_session_action"]
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
@@ -89,6 +89,30 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel selected invoices")
     def cancel_action(self, request, queryset):
         self._run(request, queryset, services.cancel_invoice, "cancelled")
+
+    @admin.action(description="Email payment link")
+    def email_payment_link_action(self, request, queryset):
+        from payments.services.checkout import PaymentNotPossible
+        from payments.services.collection import send_payment_link
+
+        for invoice in queryset:
+            try:
+                send_payment_link(invoice)
+                self.message_user(request, f"Payment link for {invoice.number} sent to {invoice.account.email}.", messages.SUCCESS)
+            except PaymentNotPossible as exc:
+                self.message_user(request, f"{invoice.number}: {exc}", messages.ERROR)
+
+    @admin.action(description="Collect now (off-session, saved payment method)")
+    def collect_off_session_action(self, request, queryset):
+        from payments.services.checkout import PaymentNotPossible
+        from payments.services.collection import collect_invoice_off_session
+
+        for invoice in queryset:
+            try:
+                outcome = collect_invoice_off_session(invoice)
+            except PaymentNotPossible as exc:
+                outcome = str(exc)
+            self.message_user(request, f"{invoice.number}: {outcome.replace('_', ' ')}.")
 
     def _run(self, request, queryset, service, verb):
         for invoice in queryset:

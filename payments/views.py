@@ -1,0 +1,192 @@
+"""The customer's pages: pay an invoice (Stripe Payment Element, deferred intent), the return page, saving a method.
+
+Card details never reach this server: the browser talks to Stripe.js; the server creates intents and
+re-reads their outcome from Stripe.
+"""
+
+import json
+import logging
+import uuid
+from functools import wraps
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from billing.models import Invoice
+from payments.formatting import format_money
+from payments.services import checkout as checkout_service
+from payments.services.instruments import get_or_create_stripe_customer
+from payments.tokens import PAY, SAVE_METHOD, TokenError, read_token
+from providers.stripe import gateway
+
+logger = logging.getLogger(__name__)
+
+
+def content_security_policy(view):
+    """Allow Stripe.js (and its frames and API) and nothing else third-party."""
+    script_sources = ["'self'", "https://js.stripe.com", "https://*.js.stripe.com"]
+    js = urlsplit(settings.STRIPE_JS_URL)
+    extra_origin = f"{js.scheme}://{js.netloc}" if js.netloc and "stripe.com" not in js.netloc else ""
+    if extra_origin:
+        script_sources.append(extra_origin)
+    connect = ["'self'", "https://api.stripe.com"] + ([extra_origin] if extra_origin else [])
+    if settings.STRIPE_API_BASE:
+        connect.append(settings.STRIPE_API_BASE)
+    policy = "; ".join([
+        "default-src 'self'", f"script-src {' '.join(script_sources)}",
+        "frame-src https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com",
+        f"connect-src {' '.join(connect)}", "img-src 'self' data: https://*.stripe.com", "style-src 'self' 'unsafe-inline'",
+        "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
+    ])
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        response["Content-Security-Policy"] = policy
+        response["Referrer-Policy"] = "same-origin"
+        response["Cache-Control"] = "no-store"
+        return response
+
+    return wrapped
+
+
+def message_page(request, title: str, message: str, status: int = 200, invoice=None):
+    return render(request, "payments/message.html", {"title": title, "message": message, "invoice": invoice,
+                                                     "entity": invoice.business_entity if invoice else None}, status=status)
+
+
+def invoice_from_token(token: str, purpose: str = PAY) -> Invoice:
+    invoice_id = read_token(token, purpose=purpose)
+    invoice = Invoice.objects.select_related("account", "business_entity").filter(pk=invoice_id).first()
+    if invoice is None:
+        raise TokenError(_("This invoice no longer exists."))
+    return invoice
+
+
+@content_security_policy
+@require_GET
+def pay(request, token):
+    try:
+        invoice = invoice_from_token(token)
+    except TokenError as exc:
+        return message_page(request, _("Payment link"), str(exc), status=400 if "expired" not in str(exc) else 410)
+    try:
+        checkout = checkout_service.checkout_for(invoice)
+    except checkout_service.PaymentNotPossible as exc:
+        return message_page(request, _("Invoice %(number)s") % {"number": invoice.number}, str(exc), invoice=invoice)
+    from billing.money import to_minor_units
+
+    config = {
+        "publishableKey": checkout.setting.publishable_key,
+        "amount": to_minor_units(checkout.amount, checkout.currency),
+        "currency": checkout.currency.lower(),
+        "paymentMethodTypes": checkout.method_types,
+        "futurePayments": checkout.future_payments,
+        "intentUrl": reverse("payments:create-intent", args=[token]),
+        "returnUrl": request.build_absolute_uri(reverse("payments:return", args=[token])),
+        "locale": get_language() or "en",
+    }
+    context = {"invoice": invoice, "entity": invoice.business_entity, "checkout": checkout, "config": config,
+               "amount_display": format_money(checkout.amount, checkout.currency, get_language() or "en"),
+               "stripe_js_url": settings.STRIPE_JS_URL, "future": checkout.future_payments}
+    return render(request, "payments/pay.html", context)
+
+
+@content_security_policy
+@require_POST
+def create_intent(request, token):
+    try:
+        invoice = invoice_from_token(token)
+        body = json.loads(request.body.decode("utf-8") or "{}")
+        if not isinstance(body, dict):
+            raise ValueError
+        method_type = str(body.get("method_type") or "")
+        save = bool(body.get("save_for_future"))
+    except TokenError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    except (ValueError, UnicodeDecodeError):
+        return JsonResponse({"error": _("The request could not be read. Please reload the page.")}, status=400)
+    try:
+        intent = checkout_service.create_payment_for_invoice(invoice, method_type=method_type, save_for_future=save)
+    except checkout_service.PaymentNotPossible as exc:
+        return JsonResponse({"error": str(exc)}, status=409)
+    except gateway.StripeGatewayError as exc:
+        return JsonResponse({"error": str(exc)}, status=503 if exc.outcome_unknown else 400)
+    return JsonResponse({"clientSecret": intent["client_secret"], "paymentIntentId": intent["payment_intent_id"]})
+
+
+@content_security_policy
+@require_GET
+def payment_return(request, token):
+    try:
+        invoice = invoice_from_token(token)
+    except TokenError as exc:
+        return message_page(request, _("Payment link"), str(exc), status=400)
+    payment_intent_id = request.GET.get("payment_intent", "")
+    if not payment_intent_id.startswith("pi_"):
+        return message_page(request, _("Payment"), _("We could not find this payment."), status=400, invoice=invoice)
+    try:
+        outcome = checkout_service.payment_outcome(invoice, payment_intent_id)
+    except checkout_service.PaymentNotPossible as exc:
+        return message_page(request, _("Payment"), str(exc), status=400, invoice=invoice)
+    return render(request, "payments/result.html", {"invoice": invoice, "entity": invoice.business_entity, "outcome": outcome,
+                                                    "retry_url": reverse("payments:pay", args=[token])})
+
+
+@content_security_policy
+@require_GET
+def save_method(request, token):
+    try:
+        invoice = invoice_from_token(token, purpose=SAVE_METHOD)
+        checkout = checkout_service.checkout_for(invoice) if invoice.status == "open" else None
+        setting = checkout.setting if checkout else None
+    except TokenError as exc:
+        return message_page(request, _("Payment method"), str(exc), status=400)
+    except checkout_service.PaymentNotPossible:
+        setting = None
+    if setting is None:
+        from providers.selectors import NoProviderSetting, setting_for_invoice
+
+        try:
+            setting = setting_for_invoice(invoice)
+        except NoProviderSetting:
+            return message_page(request, _("Payment method"), _("Saving a payment method is not possible at the moment."),
+                                invoice=invoice)
+    if not setting.enable_future_payments:
+        return message_page(request, _("Payment method"), _("Automatic payments are not offered."), invoice=invoice)
+    methods = [m for m in setting.payment_method_types if m in ("card", "sepa_debit")]
+    config = {"publishableKey": setting.publishable_key, "paymentMethodTypes": methods, "mode": "setup",
+              "intentUrl": reverse("payments:create-setup-intent", args=[token]),
+              "returnUrl": request.build_absolute_uri(reverse("payments:save-method", args=[token])), "locale": get_language() or "en"}
+    saved = request.GET.get("redirect_status") == "succeeded"
+    return render(request, "payments/save_method.html", {"invoice": invoice, "entity": invoice.business_entity, "config": config,
+                                                         "stripe_js_url": settings.STRIPE_JS_URL, "saved": saved})
+
+
+@content_security_policy
+@require_POST
+def create_setup_intent(request, token):
+    from providers.selectors import NoProviderSetting, setting_for_invoice
+
+    try:
+        invoice = invoice_from_token(token, purpose=SAVE_METHOD)
+        setting = setting_for_invoice(invoice)
+    except (TokenError, NoProviderSetting) as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    if not setting.enable_future_payments:
+        return JsonResponse({"error": _("Automatic payments are not offered.")}, status=400)
+    try:
+        customer = get_or_create_stripe_customer(setting=setting, account=invoice.account)
+        methods = [m for m in setting.payment_method_types if m in ("card", "sepa_debit")] or ["card"]
+        intent = gateway.create_setup_intent(setting, customer=customer.stripe_customer_id, payment_method_types=methods,
+                                             metadata={"account_id": invoice.account_id, "provider_setting_id": setting.pk},
+                                             idempotency_key=f"seti-{invoice.account_id}-{setting.pk}-{uuid.uuid4().hex}")
+    except gateway.StripeGatewayError as exc:
+        return JsonResponse({"error": str(exc)}, status=503 if exc.outcome_unknown else 400)
+    return JsonResponse({"clientSecret": intent["client_secret"]})
