@@ -34,7 +34,7 @@ EVENT_MIX = [
 
 
 def _templates() -> dict:
-    with open(ROOT.parent / "shared" / "stripe-fixtures" / "fixtures3.json") as handle:
+    with open(ROOT / "tests" / "fixtures" / "stripe" / "objects.json") as handle:
         resources = json.load(handle)["resources"]
     return {"charge": resources["charge"], "payment_intent": resources["payment_intent"], "customer": resources["customer"]}
 

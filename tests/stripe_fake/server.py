@@ -18,9 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "stripe-fixtures" / "fixtures3.json"
-if not FIXTURES.exists():  # the repository may sit elsewhere; look beside it
-    FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "stripe-fixtures" / "fixtures3.json"
+# Stripe's own example objects (a subset of shared/stripe-fixtures/fixtures3.json, MIT), committed so tests
+# never depend on files outside the repository.
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stripe" / "objects.json"
 TEMPLATES = json.loads(FIXTURES.read_text())["resources"]
 API_VERSION = "2026-10-28.endive"
 TWO_DECIMAL_MINIMUM = {"eur": 50, "usd": 50, "gbp": 30, "chf": 50}
