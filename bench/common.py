@@ -26,7 +26,7 @@ def bench_env() -> dict:
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "false",
         "LOG_LEVEL": "WARNING",
-        "FIELD_ENCRYPTION_KEYS": env_default("FIELD_ENCRYPTION_KEYS", "YmVuY2gtb25seS1rZXktbm90LWZvci1wcm9kdWN0aW9uMDE="),
+        "FIELD_ENCRYPTION_KEYS": env_default("FIELD_ENCRYPTION_KEYS", "lP7o_OccGubAqEPqb4OIDG0kbhSrsj2WC6f3x0syazU="),
     })
     return env
 

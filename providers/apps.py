@@ -6,4 +6,4 @@ class ProvidersConfig(AppConfig):
     name = "providers"
 
     def ready(self):
-        from providers import checks  # noqa: F401 - registers the system checks
+        from providers import checks, signals  # noqa: F401 - registers the system checks and signal handlers

@@ -1,6 +1,7 @@
 """Which Stripe setting applies: for an invoice (new payments) or for a webhook endpoint."""
 
 import re
+import time
 
 from django.db.models import Q
 
@@ -34,9 +35,28 @@ def setting_for_invoice(invoice: Invoice, *, provider: str = PROVIDER_STRIPE) ->
     raise NoProviderSetting(f"There is no Stripe setting for business entity “{invoice.business_entity}”.")
 
 
+# The webhook hot path looks its setting up on every request; a short per-process cache saves a
+# database round trip. Saving a setting clears it (providers.signals); other processes see a change
+# within WEBHOOK_SETTING_CACHE_SECONDS.
+WEBHOOK_SETTING_CACHE_SECONDS = 30
+_webhook_settings: dict[str, tuple[float, ProviderSetting | None]] = {}
+
+
 def setting_by_webhook_id(webhook_id) -> ProviderSetting | None:
     """The setting of a webhook endpoint, active or not (inactive settings still process events)."""
-    return ProviderSetting.objects.filter(webhook_id=webhook_id).first()
+    key = str(webhook_id)
+    cached = _webhook_settings.get(key)
+    now = time.monotonic()
+    if cached and now - cached[0] < WEBHOOK_SETTING_CACHE_SECONDS:
+        return cached[1]
+    setting = ProviderSetting.objects.filter(webhook_id=webhook_id).order_by().first()
+    if setting is not None:  # unknown ids are not cached: nobody can fill the cache with junk
+        _webhook_settings[key] = (now, setting)
+    return setting
+
+
+def forget_cached_settings() -> None:
+    _webhook_settings.clear()
 
 
 def check_payment_reference(invoice: Invoice) -> None:

@@ -36,7 +36,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
     @admin.display(description="payload")
     def pretty_payload(self, obj):
-        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))
+        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(obj.event, indent=2, sort_keys=True))
 
     @admin.action(description="Replay selected events", permissions=["view"])
     def replay(self, request, queryset):

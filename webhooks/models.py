@@ -1,5 +1,7 @@
 """The webhook inbox: every valid Stripe event, stored once, before anything is done with it."""
 
+import json
+
 from django.db import models
 from django.db.models import Q
 
@@ -21,7 +23,9 @@ class WebhookEvent(models.Model):
     api_version = models.CharField(max_length=50, blank=True)
     stripe_created = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
-    payload = models.JSONField()
+    # The body exactly as Stripe signed it (text, not jsonb: cheaper to store on the hot path and the
+    # original bytes stay auditable). `event` parses it.
+    payload = models.TextField()
     status = models.CharField(max_length=10, choices=EventStatus.choices, default=EventStatus.RECEIVED)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
@@ -45,3 +49,7 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.stripe_event_id}"
+
+    @property
+    def event(self) -> dict:
+        return json.loads(self.payload)

@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from webhooks.models import EventStatus, WebhookEvent
@@ -72,23 +72,34 @@ def stripe_created(event: dict) -> datetime | None:
     return datetime.fromtimestamp(created, tz=UTC) if isinstance(created, int) and created > 0 else None
 
 
-def store_event(setting, event: dict) -> tuple[int | None, bool]:
+INSERT_EVENT_SQL = (
+    "INSERT INTO webhooks_webhookevent (provider_setting_id, stripe_event_id, stripe_account_id, type, livemode, api_version,"
+    " stripe_created, received_at, payload, status, attempts, last_error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, '')"
+    " ON CONFLICT DO NOTHING RETURNING id"
+)
+
+
+def store_event(setting, event: dict, raw_body: bytes | str | None = None) -> tuple[int | None, bool]:
     """Insert the event once (unique per Stripe account and event id) and enqueue it after commit.
 
-    Returns (event id, created). A duplicate returns (None, False) and changes nothing.
+    One INSERT ... ON CONFLICT DO NOTHING: a duplicate (even a concurrent one) inserts nothing and
+    returns (None, False). Outside a transaction the row is committed by that statement, so the
+    task is published right after it; inside one, after its commit.
     """
     account_id = event.get("account") if isinstance(event.get("account"), str) else setting.stripe_account_id
-    try:
-        with transaction.atomic():
-            stored = WebhookEvent.objects.create(
-                provider_setting=setting, stripe_event_id=event["id"], stripe_account_id=account_id or "",
-                type=event["type"], livemode=bool(event.get("livemode")), api_version=str(event.get("api_version") or "")[:50],
-                stripe_created=stripe_created(event), payload=event,
-            )
-            transaction.on_commit(partial(enqueue_event, stored.pk))
-    except IntegrityError:
+    if raw_body is None:
+        raw_body = json.dumps(event)
+    elif isinstance(raw_body, bytes):
+        raw_body = raw_body.decode("utf-8")
+    params = [setting.pk, event["id"], account_id or "", event["type"], bool(event.get("livemode")),
+              str(event.get("api_version") or "")[:50], stripe_created(event), timezone.now(), raw_body, EventStatus.RECEIVED]
+    with connection.cursor() as cursor:
+        cursor.execute(INSERT_EVENT_SQL, params)
+        row = cursor.fetchone()
+    if row is None:
         return None, False
-    return stored.pk, True
+    transaction.on_commit(partial(enqueue_event, row[0]))
+    return row[0], True
 
 
 def enqueue_event(event_id: int) -> bool:
@@ -151,7 +162,7 @@ def process_event(event_id: int) -> str | None:
     if handler is None:
         finish_event(event.pk, EventStatus.IGNORED)
         return EventStatus.IGNORED
-    outcome = handler(event.provider_setting, event.payload["data"]["object"], event)
+    outcome = handler(event.provider_setting, event.event["data"]["object"], event)
     status = EventStatus.IGNORED if outcome == "ignored" else EventStatus.PROCESSED
     finish_event(event.pk, status)
     return status

@@ -50,7 +50,7 @@ def stripe_webhook(request, webhook_id):
             event = parse_event(body, setting=setting)
         except (SignatureError, InvalidEvent) as exc:
             return answer(400, str(exc))
-        event_id, created = store_event(setting, event)
+        event_id, created = store_event(setting, event, raw_body=body)
     except DatabaseError:
         logger.warning("Database unavailable while receiving a webhook; answering 503 so Stripe retries.")
         return answer(503, "database unavailable, retry later")
