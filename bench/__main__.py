@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
     prepare_database(env)
+    import django
+
+    django.setup()
 
     report: dict = {"started_at": datetime.now(UTC).isoformat(), "quick": args.quick, "machine": machine(), "results": {}}
     failures: list[str] = []

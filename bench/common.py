@@ -36,14 +36,14 @@ def env_default(name: str, default: str) -> str:
 
 
 def prepare_database(env: dict) -> None:
-    """Create the benchmark database if needed and migrate it."""
+    """A fresh benchmark database for every run (runs must not see each other's rows), migrated."""
     import psycopg
 
     name = env["DATABASE_URL"].rsplit("/", 1)[1]
     with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    flush_broker(env)
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
 
 
@@ -55,11 +55,19 @@ def start_gunicorn(port: int, env: dict, workers: int = 2) -> subprocess.Popen:
     )
 
 
+def flush_broker(env: dict) -> None:
+    """Start from an empty queue: the ingest benchmark leaves its events queued (no worker runs there)."""
+    import redis
+
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+
+
 def start_celery_worker(env: dict, *, concurrency: int = 1, name: str = "bench") -> subprocess.Popen:
+    log = open(ROOT / "bench" / "results" / f"worker-{name}.log", "w")  # noqa: SIM115 - lives as long as the worker
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=WARNING", f"--concurrency={concurrency}",
          "--pool=prefork", "--without-gossip", "--without-mingle", "-n", f"{name}-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
 
 

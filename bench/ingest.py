@@ -19,7 +19,7 @@ import tempfile
 import time
 import uuid
 
-from bench.common import ROOT, percentile, start_gunicorn, stop_process, wait_http
+from bench.common import ROOT, flush_broker, percentile, start_gunicorn, stop_process, wait_http
 from tests.stripe_fake.signing import sign_payload
 
 EVENT_MIX = [
@@ -140,6 +140,7 @@ def run(env: dict, *, quick: bool = False) -> dict:
             results["levels"][concurrency] = summarize(level)
     finally:
         stop_process(server)
+        flush_broker(env)  # nothing processes these here; the processing benchmark brings its own
 
     # Only events actually sent count; the load loop stops at a deadline, so compare with what was stored.
     stored = list(WebhookEvent.objects.filter(provider_setting=setting).values_list("stripe_event_id", flat=True))

@@ -1,0 +1,108 @@
+"""Event processing: N events already in the inbox, drained by one real Celery worker process on Redis.
+
+Reports events/s per worker process and checks the end state against the expected balances.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from decimal import Decimal
+
+from bench.common import flush_broker, start_celery_worker, stop_process
+from tests.helpers import make_charge, make_event
+
+SCALE_REFERENCE = 25  # events/s of a library that processes charge.succeeded synchronously, refetching from Stripe
+
+
+def run(env: dict, *, quick: bool = False) -> dict:
+    import django
+    from django.db.models import Max, Min
+
+    os.environ.update(env)
+    django.setup()
+    from django.db import connection
+
+    from billing.models import Balance, Invoice
+    from tests.factories import InvoiceFactory, ProviderSettingFactory
+    from webhooks.models import EventStatus, WebhookEvent
+    from webhooks.services import store_event
+
+    flush_broker(env)
+    payments = 20 if quick else 400
+    setting = ProviderSettingFactory(name=f"bench-processing-{time.time_ns()}")
+    expected: dict[int, Decimal] = {}
+    events = []
+    for index in range(payments):
+        invoice = InvoiceFactory(amount=Decimal("100.00"))
+        kind = ("card", "sepa_ok", "sepa_fail", "refund")[index % 4]
+        metadata = {"invoice_id": str(invoice.pk)}
+        charge = make_charge(metadata=metadata, status="succeeded", created=1_700_000_000 + index)
+        if kind == "card":
+            events.append(make_event("charge.succeeded", charge))
+            expected[invoice.pk] = Decimal("-100")
+        elif kind == "sepa_ok":
+            events += [make_event("charge.pending", {**charge, "status": "pending"}), make_event("charge.succeeded", charge)]
+            expected[invoice.pk] = Decimal("-100")
+        elif kind == "sepa_fail":
+            events += [make_event("charge.pending", {**charge, "status": "pending"}), make_event("charge.failed", {**charge, "status": "failed"})]
+            expected[invoice.pk] = Decimal("0")
+        else:
+            refund = {"id": f"re_bench{index}", "object": "refund", "amount": 2500, "currency": "eur", "charge": charge["id"],
+                      "status": "succeeded", "created": 1_700_000_500 + index, "metadata": {}}
+            events += [make_event("charge.succeeded", charge),
+                       make_event("charge.refunded", {**charge, "refunds": {"object": "list", "data": [refund], "has_more": False}},
+                                  api_version="2019-02-19")]
+            expected[invoice.pk] = Decimal("-100")  # the refund splits but keeps both payment parts on the invoice
+    from config.celery import app
+
+    app.conf.update(task_always_eager=False)
+    for event in events:
+        store_event(setting, event)  # enqueued at once; no worker runs yet
+    connection.close()
+
+    worker = start_celery_worker(env, concurrency=1, name="bench-processing")
+    started = time.perf_counter()
+    deadline = started + (120 if quick else 600)
+    try:
+        while time.perf_counter() < deadline:
+            left = WebhookEvent.objects.filter(provider_setting=setting, status=EventStatus.RECEIVED).count()
+            if left == 0:
+                break
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+    finally:
+        stop_process(worker)
+    statuses = dict(WebhookEvent.objects.filter(provider_setting=setting).values_list("status").annotate(n=django.db.models.Count("id")))
+    mismatches = 0
+    for invoice in Invoice.objects.filter(pk__in=expected):
+        linked = sum((b.amount for b in Balance.objects.filter(invoice=invoice)), Decimal("0"))
+        mismatches += linked != expected[invoice.pk]
+    processed = statuses.get(EventStatus.PROCESSED, 0)
+    # Worker start-up is not processing: time from the first to the last event the worker finished.
+    span = WebhookEvent.objects.filter(provider_setting=setting).aggregate(first=Min("processed_at"), last=Max("processed_at"))
+    busy = (span["last"] - span["first"]).total_seconds() if span["first"] and span["last"] else 0.0
+    return {"events": len(events), "processed": processed, "failed": statuses.get(EventStatus.FAILED, 0), "seconds": round(elapsed, 2),
+            "busy_seconds": round(busy, 2),
+            "events_per_second_per_worker": round((processed - 1) / busy, 1) if busy else 0.0, "balance_mismatches": mismatches,
+            "reference_events_per_second": SCALE_REFERENCE}
+
+
+def check(result: dict) -> list[str]:
+    problems = []
+    if result["processed"] != result["events"]:
+        problems.append(f"processing: {result['events'] - result['processed']} events not processed")
+    if result["balance_mismatches"]:
+        problems.append(f"processing: {result['balance_mismatches']} invoices with unexpected balances")
+    return problems
+
+
+def table(result: dict) -> str:
+    ratio = result["events_per_second_per_worker"] / SCALE_REFERENCE
+    return "\n".join([
+        "Event processing (1 Celery worker process, prefork concurrency 1, Redis broker, PostgreSQL)",
+        f"events {result['events']}, processed {result['processed']}, failed {result['failed']}, in {result['seconds']} s",
+        f"events/s per worker process: {result['events_per_second_per_worker']} "
+        f"({ratio:.1f}x the 25 events/s of a synchronous refetching handler; target >= 5x)",
+        f"invoices whose balances differ from the expected end state: {result['balance_mismatches']}",
+    ])

@@ -1,0 +1,75 @@
+"""Refunds at scale: refunding a payment split into N balances; time and SQL queries for N = 1, 10, 100, 1000.
+
+Stripe is the project's fake Stripe server on 127.0.0.1 (an HTTP round trip, like the real thing).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+
+def run(env: dict, *, quick: bool = False) -> dict:
+    import django
+
+    os.environ.update(env)
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from billing.models import Balance
+    from providers.stripe import gateway
+    from refunds.services import refund_payment_balance
+    from tests.factories import InvoiceFactory, ProviderSettingFactory
+    from tests.stripe_fake import FakeStripeServer
+
+    server = FakeStripeServer().start()
+    settings.STRIPE_API_BASE = server.url
+    rows = {}
+    try:
+        setting = ProviderSettingFactory(name=f"bench-refunds-{time.time_ns()}")
+        for n in (1, 10, 100) if quick else (1, 10, 100, 1000):
+            amount = Decimal(n)
+            pi = gateway.create_payment_intent(setting, amount=max(amount, Decimal("1")), currency="EUR", idempotency_key=f"bench-{n}-{time.time_ns()}",
+                                               payment_method_types=["card"], metadata={}, payment_method="pm_card_visa", confirm=True)
+            charge_id = pi["latest_charge"]
+            invoice = InvoiceFactory(amount=amount)
+            start = timezone.now() - timedelta(days=1)
+            Balance.objects.bulk_create([
+                Balance(account=invoice.account, invoice=invoice, type="payment", amount=Decimal("-1"), currency="EUR",
+                        date=start + timedelta(seconds=i), transaction_number=charge_id, provider_setting=setting) for i in range(n)])
+            first = Balance.objects.filter(transaction_number=charge_id).order_by("id").first()
+            with CaptureQueriesContext(connection) as queries:
+                began = time.perf_counter()
+                result = refund_payment_balance(first, amount=amount)
+                elapsed = time.perf_counter() - began
+            locked = Balance.objects.filter(transaction_number=charge_id, type="payment", locked=True).count()
+            rows[n] = {"seconds": round(elapsed, 4), "queries": len(queries), "refund_balances": len(result.refund_balances),
+                       "locked_payments": locked}
+    finally:
+        server.stop()
+    largest = max(rows)
+    return {"rows": rows, "time_ratio_largest_vs_1": round(rows[largest]["seconds"] / rows[1]["seconds"], 2),
+            "query_growth": rows[largest]["queries"] - rows[1]["queries"]}
+
+
+def check(result: dict) -> list[str]:
+    problems = []
+    for n, row in result["rows"].items():
+        if row["refund_balances"] != int(n) or row["locked_payments"] != int(n):
+            problems.append(f"refunds: N={n} made {row['refund_balances']} refund balances and locked {row['locked_payments']}")
+    return problems
+
+
+def table(result: dict) -> str:
+    lines = ["Refund of a payment split into N balances (one Stripe call, bulk writes)",
+             f"{'N':>5} {'seconds':>9} {'queries':>8}"]
+    for n, row in result["rows"].items():
+        lines.append(f"{n:>5} {row['seconds']:>9.4f} {row['queries']:>8}")
+    lines.append(f"largest N vs N=1: time x{result['time_ratio_largest_vs_1']} (target < 5), "
+                 f"query count grows by {result['query_growth']} (target 0)")
+    return "\n".join(lines)
