@@ -1,8 +1,11 @@
 """Shared test setup: the fake Stripe server, service availability and small helpers."""
 
+import logging
 import os
+import re
 
 import pytest
+from django.core.handlers.base import BaseHandler
 
 pytest_plugins = ["tests.stripe_fake.pytest_plugin"]
 
@@ -34,3 +37,60 @@ def celery_conf():
     yield change
     app.conf.update(**saved)
     app._pool = None
+
+
+# --- No secret ever leaves the service -------------------------------------------------------------
+# Every HTTP response and every log record of the whole run is scanned for anything shaped like a
+# Stripe secret or for the configured encryption keys; a test that leaks one fails.
+
+SECRET_SHAPES = re.compile(r"(?:sk|rk)_(?:test|live)_[A-Za-z0-9]{6,}|whsec_[A-Za-z0-9]{6,}")
+_leaks: list[str] = []
+
+
+def _encryption_keys() -> list[str]:
+    from django.conf import settings
+
+    return [key for key in settings.FIELD_ENCRYPTION_KEYS if key]
+
+
+def _scan(where: str, text: str) -> None:
+    match = SECRET_SHAPES.search(text)
+    if match:
+        _leaks.append(f"{where}: {match.group(0)[:12]}…")
+    for key in _encryption_keys():
+        if key in text:
+            _leaks.append(f"{where}: an encryption key")
+
+
+class _LeakScanningHandler(logging.Handler):
+    def emit(self, record):
+        text = record.getMessage() + (self.formatter.formatException(record.exc_info) if record.exc_info and self.formatter else "")
+        _scan(f"log {record.name}", text)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scan_responses_and_logs_for_secrets():
+    original = BaseHandler.get_response
+
+    def get_response(self, request):
+        response = original(self, request)
+        if not getattr(response, "streaming", False):
+            _scan(f"response {request.method} {request.path}", response.content.decode("utf-8", "replace"))
+        _scan(f"headers {request.path}", str(dict(response.items())))
+        return response
+
+    BaseHandler.get_response = get_response
+    handler = _LeakScanningHandler(level=logging.DEBUG)
+    handler.setFormatter(logging.Formatter())
+    logging.getLogger().addHandler(handler)
+    yield
+    logging.getLogger().removeHandler(handler)
+    BaseHandler.get_response = original
+
+
+@pytest.fixture(autouse=True)
+def no_secret_leaks():
+    _leaks.clear()
+    yield
+    leaks, _leaks[:] = list(_leaks), []
+    assert not leaks, f"secrets leaked: {leaks}"
