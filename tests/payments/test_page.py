@@ -198,3 +198,10 @@ def test_intent_endpoint_is_csrf_protected(setting):
     response = csrf_client.post(reverse("payments:create-intent", args=[make_token(invoice.pk)]), data="{}",
                                 content_type="application/json")
     assert response.status_code == 403
+
+
+def test_page_in_german(client, setting):
+    invoice = InvoiceFactory(amount=Decimal("100.00"))
+    text = client.get(pay_url(invoice), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert f"Rechnung {invoice.number}" in text and "Offener Betrag" in text and "100,00\u00a0€ bezahlen" in text
+    assert 'lang="de"' in text
