@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from billing.constants import BalanceStatus, PaymentEntryKind
@@ -81,19 +81,14 @@ class ChargeFacts:
         )
 
 
-def ensure_transaction(setting, facts: ChargeFacts) -> PaymentTransaction:
-    """Create the charge's row if missing; tolerates a concurrent insert of the same charge."""
-    existing = PaymentTransaction.objects.filter(charge_id=facts.charge_id).first()
-    if existing:
-        return existing
-    try:
-        with transaction.atomic():
-            return PaymentTransaction.objects.create(
-                charge_id=facts.charge_id, provider_setting=setting, payment_intent_id=facts.payment_intent_id,
-                currency=facts.currency, method_type=facts.method_type, charge_created=facts.created,
-            )
-    except IntegrityError:  # another worker inserted it first: use theirs
-        return PaymentTransaction.objects.get(charge_id=facts.charge_id)
+def insert_transaction_if_missing(setting, facts: ChargeFacts) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: tolerates a concurrent insert of the same charge (PostgreSQL makes
+    the second insert wait for the first to commit, then do nothing). Run it in the transaction that then
+    locks the row, so creating and applying cost one commit."""
+    PaymentTransaction.objects.bulk_create([PaymentTransaction(
+        charge_id=facts.charge_id, provider_setting=setting, payment_intent_id=facts.payment_intent_id,
+        currency=facts.currency, method_type=facts.method_type, charge_created=facts.created,
+    )], ignore_conflicts=True)
 
 
 def match_invoice(facts: ChargeFacts) -> Invoice | None:
@@ -148,8 +143,8 @@ def _book(setting, tx: PaymentTransaction, facts: ChargeFacts, *, raw: dict, pen
 def sync_charge(setting, charge: dict, *, event_created: datetime | None = None, payment_intent: dict | None = None) -> PaymentTransaction:
     """Bring the charge's payment up to what `charge` says (upsert, then the state machine)."""
     facts = ChargeFacts.from_charge(charge, payment_intent)
-    ensure_transaction(setting, facts)
     with transaction.atomic():
+        insert_transaction_if_missing(setting, facts)
         tx = lock_transaction(facts.charge_id)
         if tx.status == TransactionStatus.FAILED:
             return tx  # final
