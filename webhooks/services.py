@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from webhooks.models import EventStatus, WebhookEvent
@@ -133,22 +134,22 @@ def replay_events(event_ids) -> int:
 
 
 def claim_event(event_id: int) -> WebhookEvent | None:
-    """Count the attempt; None when the event is already done (a redelivered task)."""
-    with transaction.atomic():
-        event = WebhookEvent.objects.select_for_update().select_related("provider_setting").filter(pk=event_id).first()
-        if event is None or event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
-            return None
-        event.attempts += 1
-        event.save(update_fields=["attempts"])
-        return event
+    """The event to process; None when it is already done (a redelivered task). No write, no commit:
+    handlers are idempotent, so two workers on one event are harmless, and each commit costs a WAL flush."""
+    event = WebhookEvent.objects.select_related("provider_setting").filter(pk=event_id).first()
+    if event is None or event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
+        return None
+    return event
 
 
 def finish_event(event_id: int, status: str, error: str = "") -> None:
-    WebhookEvent.objects.filter(pk=event_id).update(status=status, last_error=error[:4000], processed_at=timezone.now())
+    """Record the outcome of one attempt (the attempt is counted here)."""
+    WebhookEvent.objects.filter(pk=event_id).update(status=status, last_error=error[:4000], processed_at=timezone.now(),
+                                                    attempts=F("attempts") + 1)
 
 
 def record_event_error(event_id: int, error: str) -> None:
-    WebhookEvent.objects.filter(pk=event_id).update(last_error=error[:4000])
+    WebhookEvent.objects.filter(pk=event_id).update(last_error=error[:4000], attempts=F("attempts") + 1)
 
 
 def process_event(event_id: int) -> str | None:

@@ -20,7 +20,7 @@ def process_webhook_event(self, event_id: int):
         message = f"{type(exc).__name__}: {exc}"
         if self.request.retries >= self.max_retries:
             logger.error("Webhook event %s failed after %s attempts: %s", event_id, self.request.retries + 1, message)
-            services.finish_event(event_id, EventStatus.FAILED, message)
+            services.finish_event(event_id, EventStatus.FAILED, message)  # counts this last attempt
             return EventStatus.FAILED
         services.record_event_error(event_id, message)
         # Exponential backoff: 2, 4, 8, ... seconds (capped), so a transient outage heals by itself.
