@@ -32,5 +32,9 @@ bench: venv
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) -m bench $(BENCH_ARGS)
 
+chaos: venv
+	FIELD_ENCRYPTION_KEYS=$${FIELD_ENCRYPTION_KEYS:-c2VjcmV0LWZvci10ZXN0cy1vbmx5LW5vdC1yZWFsLWs=} $(PY) -m tests.reliability
+	RUN_CHAOS=1 $(PY) scripts/run_tests.py tests/reliability
+
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache

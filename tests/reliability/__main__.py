@@ -1,0 +1,5 @@
+import sys
+
+from tests.reliability.harness import main
+
+sys.exit(main())

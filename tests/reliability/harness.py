@@ -1,0 +1,404 @@
+"""Fault injection with real processes: gunicorn, Celery workers, a private Redis, PostgreSQL behind a
+cuttable TCP proxy, all on 127.0.0.1. Each scenario is bounded in time and reports
+sent / answered 200 / stored / processed / lost / doubled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FIELD_KEY = "c2VjcmV0LWZvci10ZXN0cy1vbmx5LW5vdC1yZWFsLWs="
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TcpProxy:
+    """127.0.0.1:port -> target; `cut()` drops every connection and refuses new ones until `restore()`."""
+
+    def __init__(self, target_port: int):
+        self.target_port, self.port = target_port, free_port()
+        self.up, self.connections, self.lock = True, [], threading.Lock()
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", self.port))
+        self.server.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.connections += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def cut(self):
+        self.up = False
+        with self.lock:
+            for sock in self.connections:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                    sock.close()
+                except OSError:
+                    pass
+            self.connections = []
+
+    def restore(self):
+        self.up = True
+
+    def close(self):
+        self.cut()
+        self.server.close()
+
+
+@dataclass
+class Report:
+    scenario: str
+    sent: int = 0
+    answered_200: int = 0
+    answered_5xx: int = 0
+    stored: int = 0
+    processed: int = 0
+    lost: int = 0
+    doubled: int = 0
+    seconds: float = 0.0
+    note: str = ""
+
+
+class Stack:
+    """A private Redis, the DB proxy, gunicorn and Celery workers for one scenario."""
+
+    def __init__(self, database: str = "billing_chaos"):
+        self.redis_port = free_port()
+        self.proxy = TcpProxy(5432)
+        self.web_port = free_port()
+        self.database = database
+        self.env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{self.proxy.port}/{database}",
+                    "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0", "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+                    "CELERY_TASK_ALWAYS_EAGER": "false", "FIELD_ENCRYPTION_KEYS": FIELD_KEY, "DB_CONN_MAX_AGE": "0",
+                    "LOG_LEVEL": "ERROR", "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false"}
+        self.redis = self.web = None
+        self.workers: list[subprocess.Popen] = []
+
+    # processes
+    def start_redis(self):
+        self.redis = subprocess.Popen(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+                                       "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.redis_port)
+
+    def stop_redis(self):
+        if self.redis:
+            self.redis.kill()
+            self.redis.wait()
+            self.redis = None
+
+    def start_web(self):
+        self.web = subprocess.Popen([sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind",
+                                     f"127.0.0.1:{self.web_port}", "--workers", "2", "--timeout", "30", "--log-level", "error"],
+                                    cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_port(self.web_port)
+
+    def start_worker(self, concurrency: int = 2) -> subprocess.Popen:
+        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", f"--concurrency={concurrency}",
+                                   "--loglevel=ERROR", "--without-gossip", "--without-mingle", "-n", f"chaos{len(self.workers)}-{os.getpid()}@%h"],
+                                  cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.workers.append(worker)
+        return worker
+
+    def kill_worker(self, worker: subprocess.Popen, sig=signal.SIGKILL):
+        try:
+            os.killpg(worker.pid, sig)
+        except ProcessLookupError:
+            pass
+        worker.wait(timeout=30)
+
+    def manage(self, *args) -> str:
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+                              timeout=120, check=True).stdout
+
+    def stop(self):
+        for worker in self.workers:
+            if worker.poll() is None:
+                self.kill_worker(worker, signal.SIGTERM)
+        if self.web and self.web.poll() is None:
+            os.killpg(self.web.pid, signal.SIGTERM)
+            self.web.wait(timeout=30)
+        self.stop_redis()
+        self.proxy.close()
+
+    # HTTP
+    def post(self, path: str, body: bytes, headers: dict) -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}", data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return 0
+
+    def get(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=30) as response:  # noqa: S310
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return 0
+
+
+def wait_port(port: int, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def prepare_database(name: str):
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+SETUP_SCRIPT = """
+import json, sys
+from tests.factories import InvoiceFactory, ProviderSettingFactory, BusinessEntityFactory, AccountFactory
+n = int(sys.argv[1])
+setting = ProviderSettingFactory()
+invoices = [InvoiceFactory().pk for _ in range(n)]
+print(json.dumps({"webhook_id": str(setting.webhook_id), "invoices": invoices}))
+"""
+
+STATE_SCRIPT = """
+import json
+from django.db.models import Count
+from billing.models import Balance
+from webhooks.models import WebhookEvent
+events = dict(WebhookEvent.objects.values_list("status").annotate(n=Count("id")))
+per_invoice = dict(Balance.objects.filter(type="payment").values_list("invoice_id").annotate(n=Count("id")))
+print(json.dumps({"events": events, "stored_ids": list(WebhookEvent.objects.values_list("stripe_event_id", flat=True)),
+                  "balances_per_invoice": {str(k): v for k, v in per_invoice.items()}}))
+"""
+
+
+def run_script(stack: Stack, script: str, *args) -> dict:
+    output = subprocess.run([sys.executable, "manage.py", "shell", "-c", script.replace("sys.argv[1]", repr(args[0]) if args else "0")],
+                            cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120, check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def charge_events(invoices: list[int]) -> list[dict]:
+    from tests.helpers import make_charge, make_event
+
+    return [make_event("charge.succeeded", make_charge(metadata={"invoice_id": str(pk)}, created=1_700_000_000 + i))
+            for i, pk in enumerate(invoices)]
+
+
+def send(stack: Stack, webhook_id: str, event: dict) -> int:
+    from tests.factories import TEST_WEBHOOK_SECRET
+    from tests.stripe_fake.signing import sign_payload
+
+    body = json.dumps(event).encode()
+    return stack.post(f"/webhooks/stripe/{webhook_id}/", body, {"Content-Type": "application/json",
+                                                                "Stripe-Signature": sign_payload(body, TEST_WEBHOOK_SECRET)})
+
+
+def settle(stack: Stack, report: Report, answered_ok: set[str], acked_invoices: set[int], timeout: float = 90) -> Report:
+    """Re-enqueue what is left, wait until nothing is `received`, then count lost and doubled."""
+    deadline = time.monotonic() + timeout
+    state = {}
+    while time.monotonic() < deadline:
+        stack.manage("requeue_webhook_events", "--older-than", "0")
+        time.sleep(2)
+        state = run_script(stack, STATE_SCRIPT)
+        if not state["events"].get("received"):
+            break
+    stored = set(state["stored_ids"])
+    report.stored = len(stored)
+    report.processed = state["events"].get("processed", 0)
+    balances = state["balances_per_invoice"]
+    # Lost: answered 200 but not stored, or its payment never booked. Doubled: a payment booked twice.
+    report.lost = len(answered_ok - stored) + sum(1 for pk in acked_invoices if str(pk) not in balances)
+    report.doubled = sum(1 for count in balances.values() if count > 1)
+    return report
+
+
+def redis_down_mid_burst(n: int = 60) -> Report:
+    report, stack = Report("Redis stopped mid-burst, then restarted"), None
+    started = time.monotonic()
+    prepare_database("billing_chaos")
+    stack = Stack()
+    try:
+        stack.start_redis()
+        stack.manage("migrate", "--noinput", "-v0")
+        setup = run_script(stack, SETUP_SCRIPT, n)
+        stack.start_web()
+        stack.start_worker()
+        events, answered_ok, acked = charge_events(setup["invoices"]), set(), set()
+        for index, (event, invoice) in enumerate(zip(events, setup["invoices"], strict=True)):
+            if index == n // 3:
+                stack.stop_redis()
+            if index == 2 * n // 3:
+                stack.start_redis()
+            status = send(stack, setup["webhook_id"], event)
+            report.sent += 1
+            if status == 200:
+                report.answered_200 += 1
+                answered_ok.add(event["id"])
+                acked.add(invoice)
+            elif status >= 500:
+                report.answered_5xx += 1
+        settle(stack, report, answered_ok, acked)
+    finally:
+        if stack:
+            stack.stop()
+    report.seconds = round(time.monotonic() - started, 1)
+    return report
+
+
+def worker_killed_mid_batch(n: int = 60) -> Report:
+    report, stack = Report("Celery worker SIGKILLed mid-batch"), None
+    started = time.monotonic()
+    prepare_database("billing_chaos")
+    stack = Stack()
+    try:
+        stack.start_redis()
+        stack.manage("migrate", "--noinput", "-v0")
+        setup = run_script(stack, SETUP_SCRIPT, n)
+        stack.start_web()
+        events, answered_ok = charge_events(setup["invoices"]), set()
+        for event in events:
+            status = send(stack, setup["webhook_id"], event)
+            report.sent += 1
+            if status == 200:
+                report.answered_200 += 1
+                answered_ok.add(event["id"])
+        worker = stack.start_worker()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if run_script(stack, STATE_SCRIPT)["events"].get("processed", 0) >= n // 3:
+                break
+            time.sleep(0.3)
+        stack.kill_worker(worker)  # SIGKILL, no warm shutdown
+        stack.start_worker()
+        settle(stack, report, answered_ok, set(setup["invoices"]))
+    finally:
+        if stack:
+            stack.stop()
+    report.seconds = round(time.monotonic() - started, 1)
+    return report
+
+
+def postgres_unavailable(n: int = 20) -> Report:
+    report, stack = Report("PostgreSQL unavailable, then back"), None
+    started = time.monotonic()
+    prepare_database("billing_chaos")
+    stack = Stack()
+    try:
+        stack.start_redis()
+        stack.manage("migrate", "--noinput", "-v0")
+        setup = run_script(stack, SETUP_SCRIPT, n)
+        stack.start_web()
+        stack.start_worker()
+        events, answered_ok, acked = charge_events(setup["invoices"]), set(), set()
+        notes = []
+        for index, (event, invoice) in enumerate(zip(events, setup["invoices"], strict=True)):
+            if index == n // 3:
+                stack.proxy.cut()
+                notes.append(f"healthz while down: {stack.get('/healthz')}")
+            if index == 2 * n // 3:
+                stack.proxy.restore()
+            status = send(stack, setup["webhook_id"], event)
+            report.sent += 1
+            if status == 200:
+                report.answered_200 += 1
+                answered_ok.add(event["id"])
+                acked.add(invoice)
+            elif status >= 500:
+                report.answered_5xx += 1
+        # Stripe retries what was answered 5xx; the service must take them now.
+        for event, invoice in zip(events, setup["invoices"], strict=True):
+            if event["id"] not in answered_ok and send(stack, setup["webhook_id"], event) == 200:
+                answered_ok.add(event["id"])
+                acked.add(invoice)
+        notes.append(f"healthz after: {stack.get('/healthz')}")
+        report.note = "; ".join(notes)
+        settle(stack, report, answered_ok, acked)
+    finally:
+        if stack:
+            stack.stop()
+    report.seconds = round(time.monotonic() - started, 1)
+    return report
+
+
+SCENARIOS = [redis_down_mid_burst, worker_killed_mid_batch, postgres_unavailable]
+
+
+def table(reports: list[Report]) -> str:
+    lines = [f"{'scenario':<42} {'sent':>5} {'200':>5} {'5xx':>5} {'stored':>7} {'processed':>9} {'lost':>5} {'doubled':>7} {'s':>6}"]
+    for r in reports:
+        lines.append(f"{r.scenario:<42} {r.sent:>5} {r.answered_200:>5} {r.answered_5xx:>5} {r.stored:>7} {r.processed:>9} "
+                     f"{r.lost:>5} {r.doubled:>7} {r.seconds:>6}" + (f"  ({r.note})" if r.note else ""))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    reports = [scenario() for scenario in SCENARIOS]
+    print(table(reports))
+    Path(ROOT / "bench" / "results").mkdir(exist_ok=True)
+    (ROOT / "bench" / "results" / "chaos.json").write_text(json.dumps([asdict(r) for r in reports], indent=2))
+    return 1 if any(r.lost or r.doubled for r in reports) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
