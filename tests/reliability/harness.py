@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -269,8 +270,9 @@ def settle(stack: Stack, report: Report, answered_ok: set[str], acked_invoices: 
     return report
 
 
-def redis_down_mid_burst(n: int = 60) -> Report:
-    report, stack = Report("Redis stopped mid-burst, then restarted"), None
+@contextmanager
+def running_stack(report: Report, n: int, *, worker: bool = True):
+    """A fresh database, private Redis, web and (optionally) a worker, with n open invoices; timed and torn down."""
     started = time.monotonic()
     prepare_database("billing_chaos")
     stack = Stack()
@@ -279,101 +281,85 @@ def redis_down_mid_burst(n: int = 60) -> Report:
         stack.manage("migrate", "--noinput", "-v0")
         setup = run_script(stack, SETUP_SCRIPT, n)
         stack.start_web()
-        stack.start_worker()
-        events, answered_ok, acked = charge_events(setup["invoices"]), set(), set()
-        for index, (event, invoice) in enumerate(zip(events, setup["invoices"], strict=True)):
+        if worker:
+            stack.start_worker()
+        yield stack, setup
+    finally:
+        stack.stop()
+        report.seconds = round(time.monotonic() - started, 1)
+
+
+class Deliveries:
+    """Sends events and remembers what the service acknowledged (Stripe's view of the world)."""
+
+    def __init__(self, stack: Stack, report: Report, webhook_id: str):
+        self.stack, self.report, self.webhook_id = stack, report, webhook_id
+        self.answered_ok: set[str] = set()
+        self.acked_invoices: set[int] = set()
+
+    def send(self, event: dict, invoice: int, *, count: bool = True) -> int:
+        status = send(self.stack, self.webhook_id, event)
+        if count:
+            self.report.sent += 1
+            self.report.answered_200 += status == 200
+            self.report.answered_5xx += status >= 500
+        if status == 200:
+            self.answered_ok.add(event["id"])
+            self.acked_invoices.add(invoice)
+        return status
+
+    def settle(self):
+        settle(self.stack, self.report, self.answered_ok, self.acked_invoices)
+
+
+def redis_down_mid_burst(n: int = 60) -> Report:
+    report = Report("Redis stopped mid-burst, then restarted")
+    with running_stack(report, n) as (stack, setup):
+        deliveries = Deliveries(stack, report, setup["webhook_id"])
+        for index, (event, invoice) in enumerate(zip(charge_events(setup["invoices"]), setup["invoices"], strict=True)):
             if index == n // 3:
                 stack.stop_redis()
             if index == 2 * n // 3:
                 stack.start_redis()
-            status = send(stack, setup["webhook_id"], event)
-            report.sent += 1
-            if status == 200:
-                report.answered_200 += 1
-                answered_ok.add(event["id"])
-                acked.add(invoice)
-            elif status >= 500:
-                report.answered_5xx += 1
-        settle(stack, report, answered_ok, acked)
-    finally:
-        if stack:
-            stack.stop()
-    report.seconds = round(time.monotonic() - started, 1)
+            deliveries.send(event, invoice)
+        deliveries.settle()
     return report
 
 
 def worker_killed_mid_batch(n: int = 60) -> Report:
-    report, stack = Report("Celery worker SIGKILLed mid-batch"), None
-    started = time.monotonic()
-    prepare_database("billing_chaos")
-    stack = Stack()
-    try:
-        stack.start_redis()
-        stack.manage("migrate", "--noinput", "-v0")
-        setup = run_script(stack, SETUP_SCRIPT, n)
-        stack.start_web()
-        events, answered_ok = charge_events(setup["invoices"]), set()
-        for event in events:
-            status = send(stack, setup["webhook_id"], event)
-            report.sent += 1
-            if status == 200:
-                report.answered_200 += 1
-                answered_ok.add(event["id"])
+    report = Report("Celery worker SIGKILLed mid-batch")
+    with running_stack(report, n, worker=False) as (stack, setup):
+        deliveries = Deliveries(stack, report, setup["webhook_id"])
+        for event, invoice in zip(charge_events(setup["invoices"]), setup["invoices"], strict=True):
+            deliveries.send(event, invoice)
         worker = stack.start_worker()
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if run_script(stack, STATE_SCRIPT)["events"].get("processed", 0) >= n // 3:
-                break
+        while time.monotonic() < deadline and run_script(stack, STATE_SCRIPT)["events"].get("processed", 0) < n // 3:
             time.sleep(0.3)
         stack.kill_worker(worker)  # SIGKILL, no warm shutdown
         stack.start_worker()
-        settle(stack, report, answered_ok, set(setup["invoices"]))
-    finally:
-        if stack:
-            stack.stop()
-    report.seconds = round(time.monotonic() - started, 1)
+        deliveries.settle()
     return report
 
 
 def postgres_unavailable(n: int = 20) -> Report:
-    report, stack = Report("PostgreSQL unavailable, then back"), None
-    started = time.monotonic()
-    prepare_database("billing_chaos")
-    stack = Stack()
-    try:
-        stack.start_redis()
-        stack.manage("migrate", "--noinput", "-v0")
-        setup = run_script(stack, SETUP_SCRIPT, n)
-        stack.start_web()
-        stack.start_worker()
-        events, answered_ok, acked = charge_events(setup["invoices"]), set(), set()
-        notes = []
-        for index, (event, invoice) in enumerate(zip(events, setup["invoices"], strict=True)):
+    report = Report("PostgreSQL unavailable, then back")
+    with running_stack(report, n) as (stack, setup):
+        deliveries, notes = Deliveries(stack, report, setup["webhook_id"]), []
+        events = list(zip(charge_events(setup["invoices"]), setup["invoices"], strict=True))
+        for index, (event, invoice) in enumerate(events):
             if index == n // 3:
                 stack.proxy.cut()
                 notes.append(f"healthz while down: {stack.get('/healthz')}")
             if index == 2 * n // 3:
                 stack.proxy.restore()
-            status = send(stack, setup["webhook_id"], event)
-            report.sent += 1
-            if status == 200:
-                report.answered_200 += 1
-                answered_ok.add(event["id"])
-                acked.add(invoice)
-            elif status >= 500:
-                report.answered_5xx += 1
-        # Stripe retries what was answered 5xx; the service must take them now.
-        for event, invoice in zip(events, setup["invoices"], strict=True):
-            if event["id"] not in answered_ok and send(stack, setup["webhook_id"], event) == 200:
-                answered_ok.add(event["id"])
-                acked.add(invoice)
+            deliveries.send(event, invoice)
+        for event, invoice in events:  # Stripe retries what was answered 5xx
+            if event["id"] not in deliveries.answered_ok:
+                deliveries.send(event, invoice, count=False)
         notes.append(f"healthz after: {stack.get('/healthz')}")
         report.note = "; ".join(notes)
-        settle(stack, report, answered_ok, acked)
-    finally:
-        if stack:
-            stack.stop()
-    report.seconds = round(time.monotonic() - started, 1)
+        deliveries.settle()
     return report
 
 
