@@ -34,6 +34,10 @@ KNOWN_CURRENCIES = frozenset(
 )
 
 
+# The books store 18 digits with 3 decimals.
+MAX_AMOUNT = Decimal(10) ** 15
+
+
 class MoneyError(ValueError):
     """An amount or currency that cannot be represented exactly; the message is for the user."""
 
@@ -72,6 +76,8 @@ def to_decimal(value) -> Decimal:
         raise MoneyError(f"{value!r} is not an amount.") from None
     if not amount.is_finite():
         raise MoneyError(f"{value!r} is not an amount.")
+    if abs(amount) >= MAX_AMOUNT:
+        raise MoneyError(f"{value} is too large an amount.")
     return amount
 
 
@@ -79,6 +85,7 @@ def validate_precision(amount: Decimal, currency: str) -> Decimal:
     """Raise if `amount` has more decimals than the currency allows; return it quantized."""
     places = display_places(currency)
     quantum = Decimal(1).scaleb(-places)
+    amount = to_decimal(amount)
     if amount != amount.quantize(quantum, rounding=ROUND_DOWN):
         raise MoneyError(f"{amount} has more decimals than {normalize_currency(currency)} allows ({places}).")
     return amount.quantize(quantum)

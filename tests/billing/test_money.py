@@ -72,3 +72,9 @@ def test_minimum_charge():
     check_minimum_charge(Decimal("0.50"), "EUR")
     with pytest.raises(MoneyError, match="minimum charge"):
         check_minimum_charge(Decimal("0.49"), "EUR")
+
+
+@pytest.mark.parametrize("value", ["1e26", "-1e16", "NaN", "Infinity", "1e-30"])
+def test_absurd_amounts_are_errors_not_crashes(value):
+    with pytest.raises(MoneyError):
+        to_minor_units(Decimal(value), "EUR")

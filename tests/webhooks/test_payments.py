@@ -141,13 +141,25 @@ def test_zero_decimal_currency_payment(setting, deliver_all):
     assert invoice.status == InvoiceStatus.PAID
 
 
-def test_handler_error_is_retried_then_marked_failed_and_replayable(setting, invoice, deliver_all, fake_stripe):
-    fake_stripe.inject("GET", "/v1/charges/", status=400, times=100,
-                       body={"error": {"type": "invalid_request_error", "message": "No such charge"}})
+def test_transient_handler_error_is_retried_then_marked_failed(setting, invoice, deliver_all, fake_stripe, settings):
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    fake_stripe.inject("GET", "/v1/charges/", status=500, times=100)
     event = make_event("payment_intent.succeeded", {"id": "pi_x", "object": "payment_intent", "status": "succeeded",
                                                     "latest_charge": "ch_missing", "metadata": {}})
     deliver_all([event])
     stored = WebhookEvent.objects.get()
     assert stored.status == EventStatus.FAILED
-    assert stored.attempts >= 2
+    assert stored.attempts == 7  # the first try and six retries with backoff
+    assert "server error" in stored.last_error
+
+
+def test_permanent_error_fails_at_once_without_looping(setting, invoice, deliver_all, fake_stripe):
+    fake_stripe.inject("GET", "/v1/charges/", status=404, times=100,
+                       body={"error": {"type": "invalid_request_error", "message": "No such charge"}})
+    event = make_event("payment_intent.succeeded", {"id": "pi_x", "object": "payment_intent", "status": "succeeded",
+                                                    "latest_charge": "ch_missing", "metadata": {}})
+    deliver_all([event])
+    stored = WebhookEvent.objects.get()
+    assert (stored.status, stored.attempts) == (EventStatus.FAILED, 1)
     assert "No such charge" in stored.last_error
+    assert fake_stripe.count("GET", "/v1/charges/") == 1
