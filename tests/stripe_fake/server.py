@@ -110,6 +110,9 @@ class FakeStripeServer:
             def do_DELETE(self):
                 server._dispatch(self, "DELETE")
 
+            def do_OPTIONS(self):  # CORS preflight from a browser page (the Stripe.js double)
+                server._send(self, 204, None)
+
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
@@ -219,6 +222,8 @@ class FakeStripeServer:
     # --- HTTP --------------------------------------------------------------------------------
     def _dispatch(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(handler.path)
+        if method == "GET" and parts.path == "/stripe-double.js":
+            return self._send_script(handler)
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length).decode() if length else ""
         params = parse_form(parse_qsl(raw if method == "POST" else parts.query, keep_blank_values=True))
@@ -249,10 +254,20 @@ class FakeStripeServer:
                 return dict(fault)
         return None
 
+    def _send_script(self, handler):
+        data = (Path(__file__).with_name("stripe_double.js")).read_bytes()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/javascript")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
     def _send(self, handler, status, body, replayed=False):
-        data = json.dumps(body).encode()
+        data = json.dumps(body).encode() if body is not None else b""
         try:
             handler.send_response(status)
+            handler.send_header("Access-Control-Allow-Origin", "*")
+            handler.send_header("Access-Control-Allow-Headers", "Content-Type")
             handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(data)))
             handler.send_header("Request-Id", "req_" + secrets.token_hex(6))
@@ -267,6 +282,13 @@ class FakeStripeServer:
 
     def _handle(self, method, path, params, key, idem):
         with self.lock:
+            if not key and str(params.get("key", "")).startswith("pk_"):
+                # Stripe.js confirms with the publishable key and the intent's client secret, nothing else.
+                key = params.pop("key").replace("pk_", "sk_", 1)
+                secret = params.pop("client_secret", "")
+                target = self.objects.get(path.split("/")[3]) if path.count("/") >= 4 else None
+                if not (path.endswith("/confirm") and target and target.get("client_secret") == secret):
+                    return 401, {"error": {"type": "invalid_request_error", "message": "Publishable keys may only confirm intents."}}, False
             if not key or "invalid" in key or not key.startswith(("sk_test_", "rk_test_", "sk_live_", "rk_live_")):
                 masked = (key[:8] + "*" * 4 + key[-4:]) if key else ""
                 return 401, {"error": {"type": "invalid_request_error", "message": f"Invalid API Key provided: {masked}"}}, False
