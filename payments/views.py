@@ -7,7 +7,7 @@ re-reads their outcome from Stripe.
 import json
 import logging
 import uuid
-from functools import wraps
+from functools import lru_cache, wraps
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -28,27 +28,31 @@ from providers.stripe import gateway
 logger = logging.getLogger(__name__)
 
 
-def content_security_policy(view):
-    """Allow Stripe.js (and its frames and API) and nothing else third-party."""
+@lru_cache(maxsize=8)
+def csp_header(stripe_js_url: str, stripe_api_base: str) -> str:
+    """Allow Stripe.js (and its frames and API) and nothing else third-party (plus local test doubles)."""
     script_sources = ["'self'", "https://js.stripe.com", "https://*.js.stripe.com"]
-    js = urlsplit(settings.STRIPE_JS_URL)
+    js = urlsplit(stripe_js_url)
     extra_origin = f"{js.scheme}://{js.netloc}" if js.netloc and "stripe.com" not in js.netloc else ""
     if extra_origin:
         script_sources.append(extra_origin)
     connect = ["'self'", "https://api.stripe.com"] + ([extra_origin] if extra_origin else [])
-    if settings.STRIPE_API_BASE:
-        connect.append(settings.STRIPE_API_BASE)
-    policy = "; ".join([
+    if stripe_api_base:
+        connect.append(stripe_api_base)
+    return "; ".join([
         "default-src 'self'", f"script-src {' '.join(script_sources)}",
         "frame-src https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com",
         f"connect-src {' '.join(connect)}", "img-src 'self' data: https://*.stripe.com", "style-src 'self' 'unsafe-inline'",
         "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
     ])
 
+
+def content_security_policy(view):
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         response = view(request, *args, **kwargs)
-        response["Content-Security-Policy"] = policy
+        # Read per request (cached per value): the settings may differ between deployments and tests.
+        response["Content-Security-Policy"] = csp_header(settings.STRIPE_JS_URL, settings.STRIPE_API_BASE)
         response["Referrer-Policy"] = "same-origin"
         response["Cache-Control"] = "no-store"
         return response
