@@ -12,7 +12,7 @@ from providers.models import ProviderSetting
 
 TEST_SECRET_KEY = "sk_test_FAKE0123456789abcdefABCDEF"
 TEST_PUBLISHABLE_KEY = "pk_test_FAKE0123456789abcdefABCDEF"
-TEST_WEBHOOK_SECRET = "whsec_FAKEtestsecret0123456789abcdef"
+TEST_WEBHOOK_SECRET = "whsec_FAKEtestonly_0123456789"
 
 
 class BusinessEntityFactory(factory.django.DjangoModelFactory):
