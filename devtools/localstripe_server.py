@@ -1,0 +1,323 @@
+"""localstripe (PyPI, a stateful Stripe-compatible server) with a small adapter for its known gaps.
+
+Used by the end-to-end suite (tests/e2e/) and by the offline demo (scripts/demo.py). The product talks
+to it only through STRIPE_API_BASE and is never changed to suit it: everything here makes localstripe
+behave like real Stripe where version 1.15 does not. What it still cannot do is listed in
+tests/e2e/README.md.
+
+Gaps closed here (each one checked against localstripe 1.15.10):
+- it listens on every interface: here it binds 127.0.0.1 only;
+- it pickles its whole store to /tmp/localstripe.pickle on every write: disabled (speed, isolation);
+- PaymentIntent creation rejects `description`, `setup_future_usage`, `return_url`, `mandate_data`,
+  `statement_descriptor`, `receipt_email`; confirmation rejects `payment_method` and the same options;
+- `latest_charge` comes back as an object even when not expanded (and so in webhook payloads);
+- charges have no `payment_method_details`, SEPA debits succeed at once instead of going through
+  `processing`, and only `payment_intent.*` events are sent: no `charge.*`, `payment_intent.processing`,
+  `refund.created`, `charge.refunded` or `setup_intent.succeeded`;
+- card errors (402) are typed `invalid_request_error` instead of `card_error`;
+- idempotency keys are ignored: here a key replays its first answer (and refuses other parameters);
+- refunds are not capped at the charge's unrefunded amount;
+- a confirmed SetupIntent or a PaymentIntent with `setup_future_usage` does not attach the payment
+  method to the customer;
+- GET /v1/account does not exist.
+
+Run: python -m devtools.localstripe_server --port 8420 [--sepa-delay 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import time
+
+from aiohttp import web
+from localstripe import resources
+from localstripe.errors import UserError
+from localstripe.resources import BalanceTransaction, Charge, Event, PaymentIntent, PaymentMethod, Refund, SetupIntent, store
+from localstripe.webhooks import schedule_webhook
+
+logger = logging.getLogger("localstripe.adapter")
+
+# Seconds a SEPA debit stays `processing` before it succeeds or fails (Stripe test mode: minutes).
+SEPA_DELAY_SECONDS = float(os.environ.get("LOCALSTRIPE_SEPA_DELAY", "2"))
+
+
+def emit(event_type: str, obj) -> None:
+    schedule_webhook(Event(event_type, obj))
+
+
+# --- No pickling -------------------------------------------------------------------------------------
+
+resources.Store.dump_to_disk = lambda self: None
+resources.Store.try_load_from_disk = lambda self: None
+
+
+# --- PaymentIntent parameters real Stripe accepts ------------------------------------------------------
+
+_PI_KEPT = ("description", "setup_future_usage", "statement_descriptor", "receipt_email")
+_PI_DROPPED = ("return_url", "mandate_data", "use_stripe_sdk", "error_on_requires_action", "client_secret")
+_original_pi_init = PaymentIntent.__init__
+
+
+def _pi_init(self, **data):
+    kept = {key: data.pop(key, None) for key in _PI_KEPT}
+    for key in _PI_DROPPED:
+        data.pop(key, None)
+    _original_pi_init(self, **data)
+    if self.payment_method:  # a test id such as pm_card_visa becomes a real payment method, as on Stripe
+        self.payment_method = PaymentMethod._api_retrieve(self.payment_method).id
+    for key, value in kept.items():
+        setattr(self, key, value)
+
+
+PaymentIntent.__init__ = _pi_init
+_original_pi_confirm = PaymentIntent._api_confirm.__func__
+
+
+def _pi_confirm(cls, id, payment_method=None, **kwargs):
+    for key in _PI_DROPPED + ("off_session", "payment_method_options"):
+        kwargs.pop(key, None)
+    if "setup_future_usage" in kwargs:
+        cls._api_retrieve(id).setup_future_usage = kwargs.pop("setup_future_usage")
+    if payment_method is not None:
+        intent = cls._api_retrieve(id)
+        payment_method = PaymentMethod._api_retrieve(payment_method).id  # 404 when unknown; test ids become real
+        if intent.status not in ("requires_payment_method", "requires_confirmation"):
+            raise UserError(400, f"This PaymentIntent's status is {intent.status}: it cannot be confirmed.",
+                            {"code": "payment_intent_unexpected_state"})
+        intent.payment_method = payment_method
+        intent.latest_charge = None  # a new attempt after a failed one
+    return _original_pi_confirm(cls, id, **kwargs)
+
+
+PaymentIntent._api_confirm = classmethod(_pi_confirm)
+# localstripe's server module registers the routes of `extra_apis` when imported (below, after every patch).
+resources.extra_apis[:] = [(m, u, PaymentIntent._api_confirm if u == "/v1/payment_intents/{id}/confirm" else f)
+                           for (m, u, f) in resources.extra_apis]
+
+_original_pi_export = PaymentIntent._export
+
+
+def _pi_export(self, expand=None):
+    exported = _original_pi_export(self, expand=expand)
+    expanded = any(path.split(".")[0] == "latest_charge" for path in (expand or []))
+    if isinstance(exported.get("latest_charge"), dict) and not expanded:
+        exported["latest_charge"] = exported["latest_charge"]["id"]
+    exported.pop("charges", None)  # removed from PaymentIntents in API version 2022-11-15
+    return exported
+
+
+PaymentIntent._export = _pi_export
+_original_pi_on_success = PaymentIntent._on_success
+
+
+def _pi_on_success(self):
+    _attach_for_future(self)
+    _original_pi_on_success(self)
+
+
+PaymentIntent._on_success = _pi_on_success
+
+
+def _attach_for_future(intent) -> None:
+    if getattr(intent, "setup_future_usage", None) and intent.customer and intent.payment_method:
+        PaymentMethod._api_retrieve(intent.payment_method).customer = intent.customer
+
+
+# --- Charges: details, SEPA processing, charge.* events -------------------------------------------------
+
+
+def _payment_method_details(self):
+    method = PaymentMethod._api_retrieve(self.payment_method)
+    if method.type == "card":
+        card = method.card
+        return {"type": "card", "card": {key: card[key] for key in ("brand", "last4", "exp_month", "exp_year", "country",
+                                                                    "fingerprint", "funding")}}
+    if method.type == "sepa_debit":
+        sepa = method.sepa_debit
+        return {"type": "sepa_debit", "sepa_debit": {"bank_code": sepa["bank_code"], "country": sepa["country"],
+                                                     "last4": sepa["last4"], "fingerprint": sepa["fingerprint"],
+                                                     "mandate": "mandate_" + sepa["mandate_reference"]}}
+    return {"type": method.type}
+
+
+Charge.payment_method_details = property(_payment_method_details)
+
+
+def _settle(charge) -> None:
+    charge.balance_transaction = BalanceTransaction(
+        amount=charge.amount, currency=charge.currency, description=charge.description, exchange_rate=1.0,
+        reporting_category="charge", source=charge.id, type="charge").id
+    charge.status = "succeeded"
+
+
+def _initialize_charge(self, on_success=None, on_failure_now=None, on_failure_later=None):
+    """Replaces localstripe's: SEPA goes through `processing`; every state change sends its charge.* event."""
+    if self._is_async_payment_method():
+        self.status = "pending"
+        emit("charge.pending", self)
+        if self.payment_intent:
+            emit("payment_intent.processing", PaymentIntent._api_retrieve(self.payment_intent))
+
+        async def later():
+            await asyncio.sleep(SEPA_DELAY_SECONDS)
+            if self._authorized:
+                _settle(self)
+                emit("charge.succeeded", self)
+                if on_success:
+                    on_success()
+            else:
+                self._set_auth_failure()
+                emit("charge.failed", self)
+                if on_failure_later:
+                    on_failure_later()
+
+        asyncio.ensure_future(later())
+        return
+    if not self._authorized:
+        self._set_auth_failure()
+        emit("charge.failed", self)
+        if on_failure_now:
+            on_failure_now()
+        return
+    self.status = "succeeded"
+    if self.captured:
+        _settle(self)
+        emit("charge.succeeded", self)
+        if on_success:
+            on_success()
+
+
+Charge._initialize_charge = _initialize_charge
+
+
+# --- Refunds: capped, with their events -------------------------------------------------------------
+
+_original_refund_init = Refund.__init__
+
+
+def _refund_init(self, charge=None, payment_intent=None, amount=None, metadata=None, reason=None, **kwargs):
+    charge_id = charge
+    if payment_intent is not None and charge is None:
+        latest = PaymentIntent._api_retrieve(payment_intent).latest_charge
+        charge_id = latest.id if latest is not None else None
+    if charge_id is not None:
+        charge_obj = Charge._api_retrieve(charge_id)
+        remaining = charge_obj.amount - charge_obj.amount_refunded
+        wanted = resources.try_convert_to_int(amount) if amount is not None else remaining
+        if remaining <= 0:
+            raise UserError(400, f"Charge {charge_id} has already been refunded.", {"code": "charge_already_refunded"})
+        if isinstance(wanted, int) and wanted > remaining:
+            raise UserError(400, f"Refund amount ({wanted}) is greater than unrefunded amount on charge ({remaining})",
+                            {"code": "amount_too_large", "param": "amount"})
+    _original_refund_init(self, charge=charge, payment_intent=payment_intent, amount=amount, metadata=metadata, **kwargs)
+    self.reason = reason
+    emit("refund.created", self)
+    emit("charge.refunded", Charge._api_retrieve(self.charge))
+
+
+Refund.__init__ = _refund_init
+
+
+# --- SetupIntents attach their payment method ------------------------------------------------------
+
+_original_si_attach = SetupIntent._attach_pm
+
+
+def _si_attach(self, pm):
+    _original_si_attach(self, pm)
+    if self.status == "succeeded":
+        if self.customer:
+            pm.customer = self.customer
+        emit("setup_intent.succeeded", self)
+
+
+SetupIntent._attach_pm = _si_attach
+
+
+# --- HTTP: idempotency keys, card errors, the account ---------------------------------------------
+
+from localstripe import server  # noqa: E402  (imported after the patches: it registers routes at import)
+
+_idempotent: dict[tuple[str, str], tuple[str, int, bytes, str]] = {}
+_idempotency_locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+
+@web.middleware
+async def idempotency_middleware(request, handler):
+    key = request.headers.get("Idempotency-Key")
+    if request.method != "POST" or not key:
+        return await handler(request)
+    body = await request.read()
+    fingerprint = hashlib.sha256(request.path.encode() + b"\n" + body).hexdigest()
+    cache_key = (request.headers.get("Authorization", ""), key)
+    lock = _idempotency_locks.setdefault(cache_key, asyncio.Lock())
+    async with lock:
+        if cache_key in _idempotent:
+            seen, status, payload, content_type = _idempotent[cache_key]
+            if seen != fingerprint:
+                return server.json_response({"error": {
+                    "type": "idempotency_error",
+                    "message": f"Keys for idempotent requests can only be used with the same parameters they were first used with. "
+                               f"Try using a key other than '{key}' if you meant to execute a different request."}}, status=400)
+            return web.Response(body=payload, status=status, content_type=content_type, headers={"Idempotent-Replayed": "true"})
+        response = await handler(request)
+        if response.status < 500:  # Stripe saves every answer but server errors
+            _idempotent[cache_key] = (fingerprint, response.status, response.body, response.content_type)
+        return response
+
+
+@web.middleware
+async def card_error_middleware(request, handler):
+    response = await handler(request)
+    if response.status == 402 and response.body:
+        payload = json.loads(response.body)
+        payload.setdefault("error", {})["type"] = "card_error"
+        charge_id = payload["error"].get("charge")
+        if charge_id and request.path.startswith("/v1/payment_intents"):
+            charge = Charge._api_retrieve(charge_id)
+            if charge.payment_intent:
+                payload["error"]["payment_intent"] = PaymentIntent._api_retrieve(charge.payment_intent)._export()
+        return server.json_response(payload, status=402)
+    return response
+
+
+async def retrieve_account(request):
+    if server.get_api_key(request) is None:
+        raise UserError(401, "Unauthorized")
+    return server.json_response({"id": "acct_localstripe", "object": "account", "business_profile": {"name": "localstripe"},
+                                 "charges_enabled": True, "country": "DE", "default_currency": "eur", "livemode": False,
+                                 "settings": {"dashboard": {"display_name": "localstripe (offline)"}}, "created": int(time.time())})
+
+
+def build_app() -> web.Application:
+    app = server.app
+    if idempotency_middleware not in app.middlewares:
+        app.middlewares.insert(0, idempotency_middleware)
+        app.middlewares.insert(1, card_error_middleware)
+        app.router.add_get("/v1/account", retrieve_account)
+    return app
+
+
+def reset() -> None:
+    """Forget everything (between tests)."""
+    store.clear()
+    _idempotent.clear()
+    _idempotency_locks.clear()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8420)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="localstripe %(message)s")
+    web.run_app(build_app(), host=args.host, port=args.port, access_log=logging.getLogger("aiohttp.access"), print=None)
+
+
+if __name__ == "__main__":
+    main()
