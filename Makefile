@@ -18,9 +18,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 run: venv
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_demo_data
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) scripts/demo.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -150,6 +150,9 @@ STRIPE_API_VERSION = os.environ.get("STRIPE_API_VERSION", "2026-10-28.endive")
 STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "20"))
 STRIPE_MAX_NETWORK_RETRIES = int(os.environ.get("STRIPE_MAX_NETWORK_RETRIES", "2"))
 STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+# Offline demo (scripts/demo.py): test payments confirmed by the server against a local Stripe stand-in.
+# Honoured only for test-mode settings while STRIPE_API_BASE points at this machine (payments/services/offline.py).
+STRIPE_OFFLINE_DEMO = env_bool("STRIPE_OFFLINE_DEMO", False)
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = 300
 WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
 PAYMENT_LINK_MAX_AGE_SECONDS = int(os.environ.get("PAYMENT_LINK_MAX_AGE_DAYS", "30")) * 86400

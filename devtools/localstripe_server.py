@@ -9,7 +9,8 @@ Gaps closed here (each one checked against localstripe 1.15.10):
 - it listens on every interface: here it binds 127.0.0.1 only;
 - it pickles its whole store to /tmp/localstripe.pickle on every write: disabled (speed, isolation);
 - PaymentIntent creation rejects `description`, `setup_future_usage`, `return_url`, `mandate_data`,
-  `statement_descriptor`, `receipt_email`; confirmation rejects `payment_method` and the same options;
+  `statement_descriptor`, `receipt_email`; confirmation rejects `payment_method`, `payment_method_data` and
+  the same options;
 - `latest_charge` comes back as an object even when not expanded (and so in webhook payloads);
 - charges have no `payment_method_details`, SEPA debits succeed at once instead of going through
   `processing`, and only `payment_intent.*` events are sent: no `charge.*`, `payment_intent.processing`,
@@ -21,7 +22,7 @@ Gaps closed here (each one checked against localstripe 1.15.10):
   method to the customer;
 - GET /v1/account does not exist.
 
-Run: python -m devtools.localstripe_server --port 8420 [--sepa-delay 2]
+Run: python -m devtools.localstripe_server --port 8420 [--store FILE]   (LOCALSTRIPE_SEPA_DELAY=seconds)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import time
 
 from aiohttp import web
@@ -50,10 +52,27 @@ def emit(event_type: str, obj) -> None:
     schedule_webhook(Event(event_type, obj))
 
 
-# --- No pickling -------------------------------------------------------------------------------------
+# --- No pickling to /tmp on every write (the demo may keep its store in a file of its own) ----------------
 
-resources.Store.dump_to_disk = lambda self: None
-resources.Store.try_load_from_disk = lambda self: None
+STORE_PATH: str | None = None
+
+
+def _dump(self) -> None:
+    if STORE_PATH:
+        with open(STORE_PATH, "wb") as handle:
+            pickle.dump(dict(self), handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load(self) -> None:
+    if STORE_PATH and os.path.exists(STORE_PATH):
+        with open(STORE_PATH, "rb") as handle:
+            dict.update(self, pickle.load(handle))  # noqa: S301 - our own file, written by _dump
+
+
+resources.Store.dump_to_disk = _dump
+resources.Store.try_load_from_disk = _load
+resources.Store.__setitem__ = dict.__setitem__  # localstripe pickled on every single write; the server saves per request
+resources.Store.__delitem__ = dict.__delitem__
 
 
 # --- PaymentIntent parameters real Stripe accepts ------------------------------------------------------
@@ -78,7 +97,9 @@ PaymentIntent.__init__ = _pi_init
 _original_pi_confirm = PaymentIntent._api_confirm.__func__
 
 
-def _pi_confirm(cls, id, payment_method=None, **kwargs):
+def _pi_confirm(cls, id, payment_method=None, payment_method_data=None, **kwargs):
+    if payment_method_data is not None and payment_method is None:
+        payment_method = PaymentMethod(**payment_method_data).id
     for key in _PI_DROPPED + ("off_session", "payment_method_options"):
         kwargs.pop(key, None)
     if "setup_future_usage" in kwargs:
@@ -314,7 +335,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8420)
+    parser.add_argument("--store", help="keep the objects in this file across restarts (the demo); default: memory only")
     args = parser.parse_args(argv)
+    global STORE_PATH
+    STORE_PATH = args.store
+    store.try_load_from_disk()
     logging.basicConfig(level=logging.INFO, format="localstripe %(message)s")
     web.run_app(build_app(), host=args.host, port=args.port, access_log=logging.getLogger("aiohttp.access"), print=None)
 

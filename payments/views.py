@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from billing.models import Invoice
 from payments.formatting import format_money
 from payments.services import checkout as checkout_service
+from payments.services import offline
 from payments.services.instruments import get_or_create_stripe_customer
 from payments.tokens import PAY, SAVE_METHOD, TokenError, read_token
 from providers.stripe import gateway
@@ -96,7 +97,9 @@ def pay(request, token):
         "returnUrl": request.build_absolute_uri(reverse("payments:return", args=[token])),
         "locale": get_language() or "en",
     }
+    offline_methods = offline.test_methods_for(checkout.method_types) if offline.offline_demo_enabled(checkout.setting) else []
     context = {"invoice": invoice, "entity": invoice.business_entity, "checkout": checkout, "config": config,
+               "offline_methods": offline_methods, "token": token,
                "amount_display": format_money(checkout.amount, checkout.currency, get_language() or "en"),
                "stripe_js_url": settings.STRIPE_JS_URL, "future": checkout.future_payments}
     return render(request, "payments/pay.html", context)
@@ -123,6 +126,25 @@ def create_intent(request, token):
     except gateway.StripeGatewayError as exc:
         return JsonResponse({"error": str(exc)}, status=503 if exc.outcome_unknown else 400)
     return JsonResponse({"clientSecret": intent["client_secret"], "paymentIntentId": intent["payment_intent_id"]})
+
+
+@content_security_policy
+@require_POST
+def offline_test_payment(request, token):
+    """The offline demo's stand-in for Stripe.js (payments/services/offline.py): refused outside that demo."""
+    try:
+        invoice = invoice_from_token(token)
+        checkout = checkout_service.checkout_for(invoice)
+        return_url = request.build_absolute_uri(reverse("payments:return", args=[token]))
+        payment_intent_id = offline.pay_offline(invoice, setting=checkout.setting, method_key=request.POST.get("method", ""),
+                                                save_for_future=bool(request.POST.get("save_for_future")), return_url=return_url)
+    except TokenError as exc:
+        return message_page(request, _("Payment link"), str(exc), status=400)
+    except checkout_service.PaymentNotPossible as exc:
+        return message_page(request, _("Payment"), str(exc), status=409, invoice=invoice)
+    except gateway.StripeGatewayError as exc:
+        return message_page(request, _("Payment"), str(exc), status=503 if exc.outcome_unknown else 400, invoice=invoice)
+    return redirect(f"{return_url}?payment_intent={payment_intent_id}")
 
 
 @content_security_policy

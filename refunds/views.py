@@ -2,13 +2,13 @@
 
 import uuid
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
-from billing.models import Balance
+from billing.models import Balance, Invoice
 from billing.money import format_amount
 from refunds.forms import RefundForm
 from refunds.selectors import refund_preview, refundable_amount
@@ -20,8 +20,9 @@ from refunds.services import OverrefundNotConfirmed, RefundError, check_refundab
 def refund_balance(request, balance_id):
     balance = get_object_or_404(Balance.objects.select_related("provider_setting", "account", "invoice"), pk=balance_id)
     balance_url = reverse("admin:billing_balance_change", args=[balance.pk])
-    context = {"balance": balance, "balance_url": balance_url, "title": f"Refund payment {balance.transaction_number}",
-               "opts": Balance._meta, "has_view_permission": True}
+    context = {**admin.site.each_context(request), "balance": balance, "balance_url": balance_url,
+               "title": f"Refund payment {balance.transaction_number}", "opts": Balance._meta, "has_view_permission": True,
+               "balance_amount": format_amount(balance.amount, balance.currency)}
     try:
         check_refundable_balance(balance)
     except RefundError as exc:
@@ -36,7 +37,12 @@ def refund_balance(request, balance_id):
             try:
                 amount = parse_refund_amount(data["amount"], balance.currency)
                 plan = refund_preview(balance, amount=amount)
-                context.update(plan=plan, rows=plan.resulting_balances(), amount=format_amount(amount, balance.currency))
+                planned = plan.resulting_balances()
+                numbers = dict(Invoice.objects.filter(pk__in={row["invoice"] for row in planned if row["invoice"]})
+                               .values_list("pk", "number"))
+                rows = [{**row, "amount": format_amount(row["amount"], balance.currency), "invoice": numbers.get(row["invoice"], "")}
+                        for row in planned]
+                context.update(plan=plan, rows=rows, amount=format_amount(amount, balance.currency))
                 if "confirm" in request.POST:
                     refund_payment_balance(balance, amount=amount, requested_by=request.user,
                                            confirm_overrefund=data["confirm_overrefund"], idempotency_key=data["idempotency_key"])

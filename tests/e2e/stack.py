@@ -51,7 +51,8 @@ account = Account.objects.create(business_entity=entity, name="Kunde AG", email=
 invoices = {}
 for name, amount, currency in [("card", "119.00", "EUR"), ("sepa_fail", "80.00", "EUR"), ("sepa_ok", "60.00", "EUR"),
                                ("save", "30.00", "EUR"), ("off_session", "45.50", "EUR"), ("refund", "200.00", "EUR"),
-                               ("declined", "75.00", "EUR"), ("jpy", "5000", "JPY")]:
+                               ("declined", "75.00", "EUR"), ("jpy", "5000", "JPY"),
+                               ("offline", "19.99", "EUR")]:
     invoice = Invoice.objects.create(number=f"E2E-{name}", account=account, business_entity=entity, kind="invoice",
                                      amount=Decimal(amount), currency=currency, payment_reference=f"Invoice E2E-{name}",
                                      due_date=date.today(), status="open")
@@ -78,7 +79,8 @@ class E2EStack:
                     "CELERY_BROKER_URL": redis_url, "CELERY_TASK_ALWAYS_EAGER": "false", "FIELD_ENCRYPTION_KEYS": FIELD_KEY,
                     "STRIPE_API_BASE": self.stripe_url, "STRIPE_MAX_NETWORK_RETRIES": "2", "DJANGO_SETTINGS_MODULE": "config.settings",
                     "DEBUG": "false", "LOG_LEVEL": "INFO", "ALLOWED_HOSTS": "127.0.0.1,localhost",
-                    "LOCALSTRIPE_SEPA_DELAY": str(SEPA_DELAY_SECONDS), "PYTHONUNBUFFERED": "1"}
+                    "LOCALSTRIPE_SEPA_DELAY": str(SEPA_DELAY_SECONDS), "PYTHONUNBUFFERED": "1",
+                    "STRIPE_OFFLINE_DEMO": "true"}  # the demo's offline test payment (payments/services/offline.py)
         self.processes: dict[str, subprocess.Popen] = {}
         self.setup: dict = {}
 

@@ -8,6 +8,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
+import requests
 
 from tests.e2e.stack import SEPA_DELAY_SECONDS, csrf_from
 
@@ -152,6 +153,17 @@ def test_zero_decimal_currency(stack):
     payment_intent_id = pay_by_card(stack, "jpy")
     assert stack.stripe("GET", f"/v1/payment_intents/{payment_intent_id}").json()["amount"] == 5000  # yen have no minor unit
     stack.wait_for(lambda: books_paid(stack, "jpy", "-5000.00"), what="the JPY payment")
+
+
+def test_offline_demo_payment_page(stack):
+    """What `make run` offers without internet: the page's offline test payment, then the normal path."""
+    browser = requests.Session()
+    page = browser.get(stack.pay_url("offline"), timeout=30)
+    assert "Offline test payment" in page.text and "js.stripe.com" not in page.text
+    response = browser.post(stack.pay_url("offline") + "offline-test-payment/", data={
+        "method": "card", "csrfmiddlewaretoken": csrf_from(page.text)}, headers={"Referer": stack.pay_url("offline")}, timeout=60)
+    assert response.status_code == 200 and "succeeded" in response.text, response.text[-1500:]
+    stack.wait_for(lambda: books_paid(stack, "offline", "-19.99"), what="the offline demo payment")
 
 
 def test_webhook_deliveries_all_verified(stack):

@@ -35,8 +35,12 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options):
+        from django.conf import settings
+
         entities = {}
         for spec in ENTITIES:
+            # Branding: each entity's own logo (served by this app, so the demo needs no internet).
+            spec = {**spec, "logo_url": f"{settings.SITE_URL}/static/payments/demo/{spec['slug']}.svg"}
             entities[spec["slug"]], _ = BusinessEntity.objects.update_or_create(slug=spec["slug"], defaults=spec)
         for slug, account_name, number, kind, amount, currency in INVOICES:
             entity = entities[slug]
@@ -56,15 +60,20 @@ class Command(BaseCommand):
             finance.set_password("finance")
             finance.save()
         finance.groups.add(Group.objects.get_or_create(name="Finance")[0])
-        self._stripe_setting()
+        setting = self._stripe_setting()
         self.stdout.write("Demo data ready. Logins: admin / admin (superuser), finance / finance (Finance group).")
-        self.stdout.write("Admin: http://127.0.0.1:8000/admin/")
+        self.stdout.write(f"Admin: {settings.SITE_URL}/admin/")
+        if setting is not None:
+            from payments.selectors import payment_link_for
+
+            for invoice in Invoice.objects.filter(number__startswith="DEMO-", kind=InvoiceKind.INVOICE, status=InvoiceStatus.OPEN):
+                self.stdout.write(f"Pay {invoice.number} ({invoice.amount} {invoice.currency}): {payment_link_for(invoice)}")
 
     def _stripe_setting(self):
         keys = {name: os.environ.get(name, "") for name in ("STRIPE_PUBLISHABLE_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")}
         if not all(keys.values()):
             self.stdout.write("No STRIPE_* keys in the environment: configure a Stripe setting in the admin to take payments.")
-            return
+            return None
         from providers.models import ProviderSetting
         from providers.services import save_provider_setting
 
@@ -73,4 +82,6 @@ class Command(BaseCommand):
             future_payments_active=True, future_payments_changeable=True)
         setting.publishable_key = keys["STRIPE_PUBLISHABLE_KEY"]
         save_provider_setting(setting, entity_ids=[], secret_key=keys["STRIPE_SECRET_KEY"], webhook_secret=keys["STRIPE_WEBHOOK_SECRET"])
-        self.stdout.write(f"Stripe setting “{setting.name}” ready ({setting.mode} mode).")
+        self.stdout.write(f"Stripe setting “{setting.name}” ready ({setting.mode} mode), webhook endpoint: "
+                          f"/webhooks/stripe/{setting.webhook_id}/")
+        return setting
