@@ -32,14 +32,16 @@ def lock_invoices(invoice_ids: Iterable[int]) -> dict[int, Invoice]:
     return {invoice.id: invoice for invoice in Invoice.objects.select_for_update().filter(id__in=ids).order_by("id")}
 
 
-def recompute_invoice_status(invoice: Invoice) -> Invoice:
+def recompute_invoice_status(invoice: Invoice, *, known_open_amount: Decimal | None = None) -> Invoice:
     """Derive `open` / `paid` from the balances. Drafts and cancelled documents keep their status.
 
-    Must run inside the transaction that changed the balances, with the invoice row locked.
+    Must run inside the transaction that changed the balances, with the invoice row locked. A caller
+    that has just computed the open amount under that lock may pass it (saves a query).
     """
     if invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED):
         return invoice
-    new_status = InvoiceStatus.PAID if open_amount(invoice) == 0 else InvoiceStatus.OPEN
+    remaining = open_amount(invoice) if known_open_amount is None else known_open_amount
+    new_status = InvoiceStatus.PAID if remaining == 0 else InvoiceStatus.OPEN
     if new_status != invoice.status:
         invoice.status = new_status
         invoice.save(update_fields=["status"])
@@ -132,7 +134,12 @@ def _check_same_account_and_currency(invoice: Invoice, account: Account, currenc
 
 
 @transaction.atomic
-def book_payment(
+def book_payment(**kwargs) -> list[Balance]:
+    """Book money received (`amount` > 0) as payment balance(s); see book_payment_in_transaction."""
+    return book_payment_in_transaction(**kwargs)
+
+
+def book_payment_in_transaction(
     *,
     account: Account,
     invoice: Invoice | None,
@@ -142,12 +149,16 @@ def book_payment(
     transaction_number: str,
     provider_setting=None,
     status: str = BalanceStatus.CONFIRMED,
+    invoice_is_locked: bool = False,
 ) -> list[Balance]:
     """Book money received (`amount` > 0) as payment balance(s).
 
     Linked to the invoice up to its open amount; any surplus is split off into an unlinked payment
     balance, so money received is always booked and an open amount never crosses zero. An invoice
     that takes no payment (draft, cancelled, credit note, already paid) gets nothing linked.
+
+    Runs in the caller's transaction without a savepoint of its own (the webhook hot path saves two
+    round trips): an error must abort that transaction. Everyone else calls book_payment.
     """
     try:
         currency = normalize_currency(currency)
@@ -157,11 +168,14 @@ def book_payment(
     if amount <= 0:
         raise BillingError("A payment must be a positive amount of money received.")
     linkable = Decimal("0")
+    open_before = None
     if invoice is not None:
-        invoice = lock_invoices([invoice.pk])[invoice.pk]
+        if not invoice_is_locked:  # the caller may hold the row lock already (and fresh values with it)
+            invoice = lock_invoices([invoice.pk])[invoice.pk]
         _check_same_account_and_currency(invoice, account, currency)
         if invoice.kind == InvoiceKind.INVOICE and invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.PAID):
-            linkable = max(open_amount(invoice), Decimal("0"))
+            open_before = open_amount(invoice)
+            linkable = max(open_before, Decimal("0"))
     common = {"account": account, "type": BalanceType.PAYMENT, "currency": currency, "date": date,
               "transaction_number": transaction_number, "provider_setting": provider_setting, "status": status}
     linked_amount = min(amount, linkable)
@@ -174,7 +188,8 @@ def book_payment(
             invoice=None, amount=-surplus, split_from=balances[0] if balances else None, **common
         ))
     if invoice is not None:
-        recompute_invoice_status(invoice)
+        # Only the linked part touches the invoice: its open amount is known without summing again.
+        recompute_invoice_status(invoice, known_open_amount=None if open_before is None else open_before - linked_amount)
     return balances
 
 
@@ -227,9 +242,8 @@ def unlock_balance(balance: Balance) -> Balance:
     return balance
 
 
-@transaction.atomic
 def confirm_payment_balances(*, provider_setting, transaction_number: str) -> int:
-    """Pending payment balances of a charge become confirmed (the money arrived)."""
+    """Pending payment balances of a charge become confirmed (the money arrived). One UPDATE: atomic by itself."""
     return Balance.objects.filter(
         type=BalanceType.PAYMENT, provider_setting=provider_setting, transaction_number=transaction_number,
         status=BalanceStatus.PENDING,
@@ -238,6 +252,10 @@ def confirm_payment_balances(*, provider_setting, transaction_number: str) -> in
 
 @transaction.atomic
 def delete_payment_balances(*, provider_setting, transaction_number: str) -> list[int]:
+    return delete_payment_balances_in_transaction(provider_setting=provider_setting, transaction_number=transaction_number)
+
+
+def delete_payment_balances_in_transaction(*, provider_setting, transaction_number: str) -> list[int]:
     """Remove every unlocked payment balance of a failed charge (splits included); reopen invoices.
 
     Returns the ids of the invoices that were recomputed. Locked balances (refunded, disputed) stay.
@@ -246,7 +264,7 @@ def delete_payment_balances(*, provider_setting, transaction_number: str) -> lis
         type=BalanceType.PAYMENT, provider_setting=provider_setting, transaction_number=transaction_number, locked=False
     )
     invoice_ids = sorted({invoice_id for invoice_id in candidates.values_list("invoice_id", flat=True) if invoice_id})
-    lock_invoices(invoice_ids)  # invoices before balances: the project's lock order
+    invoices = lock_invoices(invoice_ids)  # invoices before balances: the project's lock order
     rows = lock_balance_rows(candidates.values_list("id", flat=True))
     if not rows:
         return []
@@ -254,7 +272,8 @@ def delete_payment_balances(*, provider_setting, transaction_number: str) -> lis
     # Splits point at each other (split_from is PROTECT): detach before deleting.
     Balance.objects.filter(split_from_id__in=ids).update(split_from=None)
     Balance.objects.filter(id__in=ids).delete()
-    recompute_invoices(invoice_ids)
+    for invoice in invoices.values():  # still locked, by this transaction
+        recompute_invoice_status(invoice)
     return invoice_ids
 
 

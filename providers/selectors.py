@@ -55,6 +55,19 @@ def setting_by_webhook_id(webhook_id) -> ProviderSetting | None:
     return setting
 
 
+def setting_by_id(setting_id: int) -> ProviderSetting | None:
+    """A setting by primary key through the same short cache (the event worker's hot path)."""
+    key = f"pk:{setting_id}"
+    cached = _webhook_settings.get(key)
+    now = time.monotonic()
+    if cached and now - cached[0] < WEBHOOK_SETTING_CACHE_SECONDS:
+        return cached[1]
+    setting = ProviderSetting.objects.filter(pk=setting_id).first()
+    if setting is not None:
+        _webhook_settings[key] = (now, setting)
+    return setting
+
+
 def forget_cached_settings() -> None:
     _webhook_settings.clear()
 

@@ -104,6 +104,29 @@ def store_event(setting, event: dict, raw_body: bytes | str | None = None) -> tu
 
 
 def enqueue_event(event_id: int) -> bool:
+    """Publish the processing task: from a background thread with a real broker (webhooks/publisher.py),
+    at once when Celery runs in-process. Runs after the commit that stored the event."""
+    from django.conf import settings
+
+    if settings.WEBHOOK_PUBLISH_IN_BACKGROUND and not settings.CELERY_TASK_ALWAYS_EAGER:
+        _background_publisher().submit(event_id)
+        return True
+    return enqueue_event_now(event_id)
+
+
+_publisher = None
+
+
+def _background_publisher():
+    global _publisher
+    if _publisher is None:
+        from webhooks.publisher import make_publisher
+
+        _publisher = make_publisher(enqueue_event_now)
+    return _publisher
+
+
+def enqueue_event_now(event_id: int) -> bool:
     """Publish the processing task; a broker outage is logged, the beat task re-enqueues later."""
     from webhooks.tasks import process_webhook_event
 
@@ -120,7 +143,7 @@ def requeue_stale_events(*, older_than: timedelta = timedelta(minutes=1), limit:
     cutoff = timezone.now() - older_than
     ids = list(WebhookEvent.objects.filter(status=EventStatus.RECEIVED, received_at__lt=cutoff)
                .order_by("received_at").values_list("id", flat=True)[:limit])
-    return sum(1 for event_id in ids if enqueue_event(event_id))
+    return sum(1 for event_id in ids if enqueue_event_now(event_id))
 
 
 def replay_events(event_ids) -> int:
@@ -136,9 +159,12 @@ def replay_events(event_ids) -> int:
 def claim_event(event_id: int) -> WebhookEvent | None:
     """The event to process; None when it is already done (a redelivered task). No write, no commit:
     handlers are idempotent, so two workers on one event are harmless, and each commit costs a WAL flush."""
-    event = WebhookEvent.objects.select_related("provider_setting").filter(pk=event_id).first()
+    from providers.selectors import setting_by_id
+
+    event = WebhookEvent.objects.filter(pk=event_id).first()
     if event is None or event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
         return None
+    event.provider_setting = setting_by_id(event.provider_setting_id)  # cached per process (saves a join per event)
     return event
 
 

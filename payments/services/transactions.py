@@ -20,7 +20,7 @@ from django.utils import timezone
 from billing.constants import BalanceStatus, PaymentEntryKind
 from billing.models import Invoice, PaymentEntry
 from billing.money import MoneyError, from_minor_units
-from billing.services import book_payment, confirm_payment_balances, delete_payment_balances
+from billing.services import book_payment_in_transaction, confirm_payment_balances, delete_payment_balances_in_transaction
 from payments.constants import MethodType, TransactionStatus
 from payments.models import PaymentAttempt, PaymentTransaction
 from payments.selectors import lock_transaction
@@ -95,7 +95,8 @@ def match_invoice(facts: ChargeFacts) -> Invoice | None:
     """Invoice by `metadata.invoice_id`, else through the PaymentIntent's other charges or attempt."""
     invoice_id = str(facts.metadata.get("invoice_id") or "")
     if invoice_id.isdigit():
-        return Invoice.objects.select_related("account").filter(pk=int(invoice_id)).first()
+        # Locked here (after the transaction row, as the lock order says) so booking need not lock it again.
+        return Invoice.objects.select_for_update(of=("self",)).select_related("account").filter(pk=int(invoice_id)).first()
     if facts.payment_intent_id:
         sibling = (
             PaymentTransaction.objects.filter(payment_intent_id=facts.payment_intent_id, invoice__isnull=False)
@@ -115,6 +116,7 @@ def _book(setting, tx: PaymentTransaction, facts: ChargeFacts, *, raw: dict, pen
     except MoneyError:
         amount = None
     invoice = match_invoice(facts)
+    invoice_locked = invoice is not None and str(facts.metadata.get("invoice_id") or "").isdigit()
     if amount is None or amount <= 0:
         kind, error, invoice = PaymentEntryKind.OTHER, f"Stripe charge with an unusable amount or currency ({facts.currency}).", None
     elif invoice is None:
@@ -123,10 +125,10 @@ def _book(setting, tx: PaymentTransaction, facts: ChargeFacts, *, raw: dict, pen
         kind = PaymentEntryKind.CURRENCY_MISMATCH
         error = f"Paid in {facts.currency}, but invoice {invoice.number} is in {invoice.currency}."
     else:
-        book_payment(
+        book_payment_in_transaction(
             account=invoice.account, invoice=invoice, amount=amount, currency=facts.currency,
             date=facts.created or timezone.now(), transaction_number=facts.charge_id, provider_setting=setting,
-            status=BalanceStatus.PENDING if pending else BalanceStatus.CONFIRMED,
+            status=BalanceStatus.PENDING if pending else BalanceStatus.CONFIRMED, invoice_is_locked=invoice_locked,
         )
         tx.invoice, tx.account = invoice, invoice.account
         return
@@ -165,15 +167,17 @@ def sync_charge(setting, charge: dict, *, event_created: datetime | None = None,
             tx.stripe_created = event_created
 
         if facts.status == TransactionStatus.FAILED:
-            delete_payment_balances(provider_setting=setting, transaction_number=facts.charge_id)
+            delete_payment_balances_in_transaction(provider_setting=setting, transaction_number=facts.charge_id)
             PaymentEntry.objects.filter(transaction_number=facts.charge_id, stripe_refund_id=None, status="open").update(
                 status="resolved", resolved_at=timezone.now(), last_error=f"Payment failed: {facts.failure_message}")
             tx.status, tx.last_error = TransactionStatus.FAILED, facts.failure_message or "The payment failed."
         else:
+            booked_confirmed = False
             if tx.booked_at is None:
                 _book(setting, tx, facts, raw=charge, pending=facts.status == TransactionStatus.PENDING)
                 tx.booked_at = timezone.now()
-            if facts.status == TransactionStatus.SUCCEEDED:
+                booked_confirmed = facts.status != TransactionStatus.PENDING
+            if facts.status == TransactionStatus.SUCCEEDED and not booked_confirmed:  # just booked confirmed: nothing pending
                 confirm_payment_balances(provider_setting=setting, transaction_number=facts.charge_id)
                 if tx.status == TransactionStatus.PENDING:
                     tx.status = TransactionStatus.SUCCEEDED

@@ -1,0 +1,74 @@
+"""The background task publisher of the webhook view (webhooks/publisher.py)."""
+
+import base64
+import json
+
+import pytest
+
+from webhooks.publisher import BackgroundPublisher, RedisTaskWriter
+
+
+class RecordingWriter:
+    def __init__(self, fail_first: bool = False):
+        self.batches, self.fail_first = [], fail_first
+
+    def publish(self, ids):
+        if self.fail_first and not self.batches:
+            self.batches.append(None)
+            raise ConnectionError("redis down")
+        self.batches.append(list(ids))
+
+
+def test_every_submitted_event_is_published_once_in_batches():
+    writer = RecordingWriter()
+    publisher = BackgroundPublisher(lambda event_id: None, writer_factory=lambda: writer)
+    for event_id in range(1, 1001):
+        publisher.submit(event_id)
+    assert publisher.flush(timeout=10)
+    published = [event_id for batch in writer.batches for event_id in batch]
+    assert sorted(published) == list(range(1, 1001))
+
+
+def test_a_broker_error_loses_the_thread_nothing():
+    writer = RecordingWriter(fail_first=True)
+    publisher = BackgroundPublisher(lambda event_id: None, writer_factory=lambda: writer)
+    publisher.submit(1)
+    assert publisher.flush(timeout=5)
+    publisher.submit(2)  # the thread is still alive; event 1 stays `received` for beat's requeue
+    assert publisher.flush(timeout=5)
+    assert writer.batches[-1] == [2]
+
+
+def test_without_a_redis_broker_it_publishes_through_celery():
+    seen = []
+    publisher = BackgroundPublisher(seen.append, writer_factory=lambda: None)
+    publisher.submit(7)
+    assert publisher.flush(timeout=5) and seen == [7]
+
+
+@pytest.mark.services
+def test_the_message_is_the_one_celery_writes():
+    """Same protocol-2 message as Celery's own publish (a real worker consumes it: tests/e2e, tests/foundation)."""
+    import redis
+    from django.conf import settings
+
+    from config.celery import app
+
+    url = "redis://127.0.0.1:6379/14"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    with app.connection_for_write(url) as connection:
+        app.send_task("webhooks.tasks.process_webhook_event", args=(42,), connection=connection,
+                      time_limit=settings.CELERY_TASK_TIME_LIMIT, soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT, ignore_result=True)
+    theirs = json.loads(client.rpop("celery"))
+    RedisTaskWriter(url, queue="celery", time_limits=(settings.CELERY_TASK_TIME_LIMIT, settings.CELERY_TASK_SOFT_TIME_LIMIT)).publish([42])
+    ours = json.loads(client.rpop("celery"))
+    client.flushdb()
+    assert ours.keys() == theirs.keys()
+    assert ours["headers"].keys() == theirs["headers"].keys() and ours["properties"].keys() == theirs["properties"].keys()
+    for key in ("task", "timelimit", "retries", "argsrepr", "kwargsrepr", "ignore_result", "lang"):
+        assert ours["headers"][key] == theirs["headers"][key], key
+    for key in ("delivery_info", "delivery_mode", "priority", "body_encoding"):
+        assert ours["properties"][key] == theirs["properties"][key], key
+    assert json.loads(base64.b64decode(ours["body"])) == json.loads(base64.b64decode(theirs["body"]))
+    assert ours["content-type"] == theirs["content-type"] and ours["content-encoding"] == theirs["content-encoding"]
