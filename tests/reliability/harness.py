@@ -271,17 +271,19 @@ def settle(stack: Stack, report: Report, answered_ok: set[str], acked_invoices: 
 
 
 @contextmanager
-def running_stack(report: Report, n: int, *, worker: bool = True):
-    """A fresh database, private Redis, web and (optionally) a worker, with n open invoices; timed and torn down."""
+def running_stack(report: Report, n: int, *, worker: bool = True, workers: int = 1, env: dict | None = None,
+                  setup_script: str = SETUP_SCRIPT):
+    """A fresh database, private Redis, web and (optionally) workers, with n open invoices; timed and torn down."""
     started = time.monotonic()
     prepare_database("billing_chaos")
     stack = Stack()
+    stack.env.update(env or {})
     try:
         stack.start_redis()
         stack.manage("migrate", "--noinput", "-v0")
-        setup = run_script(stack, SETUP_SCRIPT, n)
+        setup = run_script(stack, setup_script, n)
         stack.start_web()
-        if worker:
+        for _ in range(workers if worker else 0):
             stack.start_worker()
         yield stack, setup
     finally:
@@ -363,13 +365,165 @@ def postgres_unavailable(n: int = 20) -> Report:
     return report
 
 
-SCENARIOS = [redis_down_mid_burst, worker_killed_mid_batch, postgres_unavailable]
+PAID_SETUP_SCRIPT = """
+import json, sys
+from decimal import Decimal
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from billing.services import book_payment
+from payments.tokens import make_token
+from providers.stripe import gateway
+from tests.factories import InvoiceFactory, ProviderSettingFactory
+n = int(sys.argv[1])
+setting = ProviderSettingFactory()
+paid, unpaid = [], []
+for i in range(n):
+    invoice = InvoiceFactory(amount=Decimal("100.00"))
+    pi = gateway.create_payment_intent(setting, amount=Decimal("100.00"), currency="EUR", idempotency_key=f"setup-{invoice.pk}",
+                                       payment_method_types=["card"], metadata={"invoice_id": invoice.pk}, payment_method="pm_card_visa",
+                                       confirm=True)
+    (balance,) = book_payment(account=invoice.account, invoice=invoice, amount=Decimal("100.00"), currency="EUR", date=timezone.now(),
+                              transaction_number=pi["latest_charge"], provider_setting=setting)
+    paid.append({"balance": balance.pk, "charge": pi["latest_charge"]})
+    other = InvoiceFactory(amount=Decimal("50.00"))
+    unpaid.append({"invoice": other.pk, "token": make_token(other.pk)})
+user = User.objects.create_user("chaos-finance", is_staff=True)
+user.groups.add(Group.objects.get(name="Finance"))
+print(json.dumps({"paid": paid, "unpaid": unpaid, "token": Token.objects.create(user=user).key}))
+"""
+
+# What Stripe does wrong, in turn: 500 before doing anything; does it, then the answer is lost (500); does it, then
+# answers after the client's timeout. The SDK retries with the same idempotency key every time.
+STRIPE_FAULTS = [{"status": 500}, {"status": 500, "after_processing": True}, {"delay": 2.5, "after_processing": True}]
+
+
+def stripe_errors_on_money_calls(n: int = 9) -> Report:
+    """Refund (API) and PaymentIntent creation (payment page) while the fake Stripe fails or times out."""
+    from tests.stripe_fake.server import FakeStripeServer
+
+    report = Report("Stripe 500 / lost answer / timeout on money calls")
+    fake = FakeStripeServer().start()
+    env = {"STRIPE_API_BASE": fake.url, "STRIPE_TIMEOUT_SECONDS": "1.5", "STRIPE_MAX_NETWORK_RETRIES": "2"}
+    try:
+        with running_stack(report, n, env=env, setup_script=PAID_SETUP_SCRIPT) as (stack, setup):
+            refunds_per_charge, intents_per_invoice, booked = {}, {}, {}
+            for index, paid in enumerate(setup["paid"]):
+                fake.inject("POST", "/v1/refunds", **STRIPE_FAULTS[index % len(STRIPE_FAULTS)])
+                status = _post_json(stack, f"/api/balances/{paid['balance']}/refund/", {"amount": "10.00"},
+                                    {"Authorization": f"Token {setup['token']}", "Idempotency-Key": f"chaos-refund-{index}"})
+                report.sent += 1
+                report.answered_200 += 200 <= status < 300
+                report.answered_5xx += status >= 500
+            for index, unpaid in enumerate(setup["unpaid"]):
+                fake.inject("POST", "/v1/payment_intents", **STRIPE_FAULTS[index % len(STRIPE_FAULTS)])
+                status = _start_payment(stack, unpaid["token"])
+                report.sent += 1
+                report.answered_200 += 200 <= status < 300
+                report.answered_5xx += status >= 500
+            with fake.lock:
+                for obj in fake.objects.values():
+                    if obj.get("object") == "refund":
+                        refunds_per_charge[obj["charge"]] = refunds_per_charge.get(obj["charge"], 0) + 1
+                    if obj.get("object") == "payment_intent" and str(obj.get("metadata", {}).get("attempt", "")):
+                        key = obj["metadata"].get("invoice_id")
+                        intents_per_invoice[key] = intents_per_invoice.get(key, 0) + 1
+            state = run_script(stack, REFUND_STATE_SCRIPT)
+            booked = state["refund_balances_per_charge"]
+            charges = [paid["charge"] for paid in setup["paid"]]
+            invoices = [str(unpaid["invoice"]) for unpaid in setup["unpaid"]]
+            report.stored = sum(refunds_per_charge.values()) + sum(intents_per_invoice.values())
+            report.processed = sum(booked.values()) + state["attempts_with_intent"]
+            report.lost = sum(1 for c in charges if not refunds_per_charge.get(c) or not booked.get(c)) + \
+                sum(1 for i in invoices if not intents_per_invoice.get(i))
+            report.doubled = sum(1 for c in charges if refunds_per_charge.get(c, 0) > 1 or booked.get(c, 0) > 1) + \
+                sum(1 for i in invoices if intents_per_invoice.get(i, 0) > 1)
+            report.note = f"Stripe requests {len(fake.requests)} for {report.sent} calls (retries with the same idempotency key)"
+    finally:
+        fake.stop()
+    return report
+
+
+REFUND_STATE_SCRIPT = """
+import json
+from django.db.models import Count
+from billing.models import Balance
+from payments.models import PaymentAttempt
+per_charge = dict(Balance.objects.filter(type="refund").values_list("transaction_number").annotate(n=Count("id")))
+print(json.dumps({"refund_balances_per_charge": per_charge,
+                  "attempts_with_intent": PaymentAttempt.objects.exclude(payment_intent_id="").count()}))
+"""
+
+
+def _post_json(stack: Stack, path: str, payload: dict, headers: dict) -> int:
+    return stack.post(path, json.dumps(payload).encode(), {"Content-Type": "application/json", **headers})
+
+
+def _start_payment(stack: Stack, token: str) -> int:
+    """The payment page's first step (GET for the CSRF cookie and token, then POST intent/), as a browser does."""
+    import http.cookiejar
+    import re
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    base = f"http://127.0.0.1:{stack.web_port}/pay/{token}/"
+    try:
+        page = opener.open(base, timeout=30).read().decode()
+        csrf = re.search(r'id="csrf"[^>]*value="([^"]+)"', page).group(1)
+        request = urllib.request.Request(base + "intent/", data=json.dumps({"method_type": "card"}).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "X-CSRFToken": csrf, "Referer": base})
+        with opener.open(request, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
+def concurrent_duplicate_deliveries(n: int = 20) -> Report:
+    """Per payment: charge.succeeded twice at the same instant plus payment_intent.succeeded, two workers."""
+    from tests.helpers import make_charge, make_event
+
+    report = Report("Same event twice at once + charge/PI pair, 2 workers")
+    with running_stack(report, n, workers=2) as (stack, setup):
+        deliveries = Deliveries(stack, report, setup["webhook_id"])
+        lock = threading.Lock()
+        for index, invoice in enumerate(setup["invoices"]):
+            charge = make_charge(metadata={"invoice_id": str(invoice)}, created=1_700_000_000 + index, payment_intent=f"pi_chaos{index}")
+            payment_intent = {"id": f"pi_chaos{index}", "object": "payment_intent", "status": "succeeded", "amount": 10000,
+                              "currency": "eur", "metadata": {"invoice_id": str(invoice)}, "latest_charge": charge}
+            charge_event = make_event("charge.succeeded", charge)
+            events = [charge_event, charge_event, make_event("payment_intent.succeeded", payment_intent)]
+            barrier = threading.Barrier(len(events))
+
+            def deliver(event, invoice=invoice, barrier=barrier):
+                barrier.wait()
+                status = send(stack, setup["webhook_id"], event)
+                with lock:
+                    report.sent += 1
+                    report.answered_200 += status == 200
+                    report.answered_5xx += status >= 500
+                    if status == 200:
+                        deliveries.answered_ok.add(event["id"])
+                        deliveries.acked_invoices.add(invoice)
+
+            threads = [threading.Thread(target=deliver, args=(event,)) for event in events]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        deliveries.settle()
+    return report
+
+
+SCENARIOS = [redis_down_mid_burst, worker_killed_mid_batch, postgres_unavailable, stripe_errors_on_money_calls,
+             concurrent_duplicate_deliveries]
 
 
 def table(reports: list[Report]) -> str:
-    lines = [f"{'scenario':<42} {'sent':>5} {'200':>5} {'5xx':>5} {'stored':>7} {'processed':>9} {'lost':>5} {'doubled':>7} {'s':>6}"]
+    lines = [f"{'scenario':<52} {'sent':>5} {'200':>5} {'5xx':>5} {'stored':>7} {'processed':>9} {'lost':>5} {'doubled':>7} {'s':>6}"]
     for r in reports:
-        lines.append(f"{r.scenario:<42} {r.sent:>5} {r.answered_200:>5} {r.answered_5xx:>5} {r.stored:>7} {r.processed:>9} "
+        lines.append(f"{r.scenario:<52} {r.sent:>5} {r.answered_200:>5} {r.answered_5xx:>5} {r.stored:>7} {r.processed:>9} "
                      f"{r.lost:>5} {r.doubled:>7} {r.seconds:>6}" + (f"  ({r.note})" if r.note else ""))
     return "\n".join(lines)
 

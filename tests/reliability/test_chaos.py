@@ -32,3 +32,19 @@ def test_postgres_unavailable_answers_503_then_recovers():
     check(report)
     assert report.answered_5xx >= 1  # never a 200 without the event stored
     assert "healthz while down: 503" in report.note and "healthz after: 200" in report.note
+
+
+def test_stripe_errors_and_timeouts_on_money_calls_have_one_effect():
+    report = harness.stripe_errors_on_money_calls(6)
+    table = harness.table([report])
+    assert report.answered_200 == report.sent and report.answered_5xx == 0, table
+    assert report.stored == report.sent == report.processed, table  # one refund / PaymentIntent per call, each booked
+    assert report.lost == 0 and report.doubled == 0, table
+
+
+def test_same_event_twice_at_once_and_charge_pi_pair_book_one_balance():
+    report = harness.concurrent_duplicate_deliveries(10)
+    table = harness.table([report])
+    assert report.answered_200 == report.sent == 30, table  # duplicates are answered 200 too (Stripe must stop retrying)
+    assert report.stored == 20 and report.processed == 20, table  # each distinct event stored once
+    assert report.lost == 0 and report.doubled == 0, table
