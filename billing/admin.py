@@ -27,7 +27,7 @@ class AccountAdmin(admin.ModelAdmin):
     search_fields = ("name", "email")
     actions = ["auto_assign_action"]
 
-    @admin.action(description="Assign open balances automatically (oldest first)")
+    @admin.action(description="Assign open balances automatically (oldest first)", permissions=["change"])
     def auto_assign_action(self, request, queryset):
         for account in queryset:
             for currency in account.balances.values_list("currency", flat=True).distinct():
@@ -82,15 +82,15 @@ class InvoiceAdmin(admin.ModelAdmin):
         link = payment_link_for(obj)
         return format_html('<a href="{0}" target="_blank" rel="noopener">{0}</a>', link) if link else "-"
 
-    @admin.action(description="Finalize selected drafts")
+    @admin.action(description="Finalize selected drafts", permissions=["change"])
     def finalize_action(self, request, queryset):
         self._run(request, queryset, services.finalize_invoice, "finalized")
 
-    @admin.action(description="Cancel selected invoices")
+    @admin.action(description="Cancel selected invoices", permissions=["change"])
     def cancel_action(self, request, queryset):
         self._run(request, queryset, services.cancel_invoice, "cancelled")
 
-    @admin.action(description="Email payment link")
+    @admin.action(description="Email payment link", permissions=["change"])
     def email_payment_link_action(self, request, queryset):
         from payments.services.checkout import PaymentNotPossible
         from payments.services.collection import send_payment_link
@@ -102,7 +102,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             except PaymentNotPossible as exc:
                 self.message_user(request, f"{invoice.number}: {exc}", messages.ERROR)
 
-    @admin.action(description="Collect now (off-session, saved payment method)")
+    @admin.action(description="Collect now (off-session, saved payment method)", permissions=["change"])
     def collect_off_session_action(self, request, queryset):
         from payments.services.checkout import PaymentNotPossible
         from payments.services.collection import collect_invoice_off_session
@@ -155,7 +155,7 @@ class PaymentEntryAdmin(admin.ModelAdmin):
                        "date", "last_error", "raw", "resolved_balance", "resolved_at", "status")
     actions = ["resolve_action"]
 
-    @admin.action(description="Resolve into an unlocked payment balance (on the entry's account / invoice)")
+    @admin.action(description="Resolve into an unlocked payment balance (on the entry's account / invoice)", permissions=["change"])
     def resolve_action(self, request, queryset):
         for entry in queryset.filter(status=PaymentEntryStatus.OPEN):
             try:

@@ -110,7 +110,7 @@ class ProviderSettingAdmin(admin.ModelAdmin):
         return format_html("In Developers → Webhooks → Add endpoint: paste the URL above, API version <code>{}</code>, "
                            "and select these events:<ul>{}</ul>", settings.STRIPE_API_VERSION, events)
 
-    @admin.action(description="Test connection")
+    @admin.action(description="Test connection", permissions=["change"])
     def test_connection_action(self, request, queryset):
         for setting in queryset:
             report = test_connection(setting)

@@ -38,10 +38,11 @@ class WebhookEventAdmin(admin.ModelAdmin):
     def pretty_payload(self, obj):
         return format_html("<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(obj.event, indent=2, sort_keys=True))
 
-    @admin.action(description="Replay selected events", permissions=["view"])
+    def has_replay_permission(self, request):
+        # Events are read-only in the admin (no change form), but replaying them needs the change permission.
+        return request.user.has_perm("webhooks.change_webhookevent")
+
+    @admin.action(description="Replay selected events", permissions=["replay"])
     def replay(self, request, queryset):
-        if not request.user.has_perm("webhooks.change_webhookevent"):
-            self.message_user(request, "You are not allowed to replay webhook events.", messages.ERROR)
-            return
         count = replay_events(queryset.values_list("id", flat=True))
         self.message_user(request, f"{count} event(s) queued for processing again.", messages.SUCCESS)
