@@ -223,7 +223,8 @@ from billing.models import Balance
 from webhooks.models import WebhookEvent
 events = dict(WebhookEvent.objects.values_list("status").annotate(n=Count("id")))
 per_invoice = dict(Balance.objects.filter(type="payment").values_list("invoice_id").annotate(n=Count("id")))
-print(json.dumps({"events": events, "stored_ids": list(WebhookEvent.objects.values_list("stripe_event_id", flat=True)),
+stuck = list(WebhookEvent.objects.exclude(status="processed").values("status", "attempts", "last_error")[:3])
+print(json.dumps({"events": events, "stored_ids": list(WebhookEvent.objects.values_list("stripe_event_id", flat=True)), "stuck": stuck,
                   "balances_per_invoice": {str(k): v for k, v in per_invoice.items()}}))
 """
 
@@ -267,6 +268,8 @@ def settle(stack: Stack, report: Report, answered_ok: set[str], acked_invoices: 
     # Lost: answered 200 but not stored, or its payment never booked. Doubled: a payment booked twice.
     report.lost = len(answered_ok - stored) + sum(1 for pk in acked_invoices if str(pk) not in balances)
     report.doubled = sum(1 for count in balances.values() if count > 1)
+    if state.get("stuck"):  # say why, so a red run can be understood
+        report.note = (report.note + "; " if report.note else "") + f"not processed: {state['stuck']}"
     return report
 
 
