@@ -91,7 +91,9 @@ class Invoice(models.Model):
 
 
 class Balance(models.Model):
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="balances")
+    # Indexes are written on every booking: the FKs below that a composite index already leads with, or that
+    # are nearly always NULL, get no index of their own (see Meta.indexes).
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="balances", db_index=False)
     invoice = models.ForeignKey(Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="balances")
     type = models.CharField(max_length=12, choices=BalanceType.choices)
     amount = models.DecimalField(**MONEY)
@@ -100,15 +102,15 @@ class Balance(models.Model):
     date = models.DateTimeField()
     transaction_number = models.CharField(max_length=255, blank=True, db_index=True)
     provider_setting = models.ForeignKey(
-        "providers.ProviderSetting", null=True, blank=True, on_delete=models.PROTECT, related_name="balances"
+        "providers.ProviderSetting", null=True, blank=True, on_delete=models.PROTECT, related_name="balances", db_index=False
     )
     locked = models.BooleanField(default=False)
     lock_reason = models.CharField(max_length=100, blank=True)
     split_from = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="split_parts"
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="split_parts", db_index=False
     )
     refunds_balance = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="refunded_by"
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="refunded_by", db_index=False
     )
     stripe_refund_id = models.CharField(max_length=255, blank=True, db_index=True)
     is_overrefund = models.BooleanField(default=False)
@@ -121,6 +123,8 @@ class Balance(models.Model):
         indexes = [
             models.Index(fields=["provider_setting", "transaction_number"]),
             models.Index(fields=["account", "currency", "invoice"]),
+            models.Index(fields=["split_from"], name="balance_split_from", condition=Q(split_from__isnull=False)),
+            models.Index(fields=["refunds_balance"], name="balance_refunds_balance", condition=Q(refunds_balance__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(

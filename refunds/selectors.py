@@ -58,6 +58,12 @@ def charge_payment_balances(*, provider_setting, charge_id: str, available_only:
     return queryset.order_by("date", "id")
 
 
+def available_payment_total(*, provider_setting, charge_id: str) -> Decimal:
+    """What the available (unlocked, confirmed) payment balances of the charge hold, as a positive amount."""
+    total = charge_payment_balances(provider_setting=provider_setting, charge_id=charge_id).aggregate(total=Sum("amount"))["total"]
+    return -(total or Decimal("0"))
+
+
 def refund_plan(*, provider_setting, charge_id: str, amount: Decimal, currency: str, first_balance: Balance | None = None,
                 balances: list[Balance] | None = None) -> RefundPlan:
     """SPEC §8 rules 1-3 and 6: the initiating balance first, the others oldest first, split the last, overrefund the rest."""

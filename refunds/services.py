@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from billing.constants import BalanceType, LockReason, PaymentEntryKind
+from billing.constants import BalanceStatus, BalanceType, LockReason, PaymentEntryKind
 from billing.models import Balance, PaymentEntry
 from billing.money import MoneyError, format_amount, from_minor_units, normalize_currency, to_decimal, validate_precision
 from payments.selectors import lock_transaction
@@ -27,6 +28,7 @@ from providers.stripe import gateway
 from refunds.models import RefundRequest, RefundSource, RefundStatus
 from refunds.selectors import (
     REFUNDABLE_PREFIXES,
+    available_payment_total,
     charge_payment_balances,
     refund_plan,
     refundable_amount,
@@ -102,16 +104,18 @@ def refund_payment_balance(balance: Balance, *, amount, requested_by=None, confi
     with transaction.atomic():
         # Serialises refunds of one charge: two staff at once cannot both pass the check below.
         if lock_transaction(charge_id) is None:
-            list(charge_payment_balances(provider_setting=setting, charge_id=charge_id, available_only=False).select_for_update())
+            list(charge_payment_balances(provider_setting=setting, charge_id=charge_id, available_only=False)
+                 .select_for_update().values_list("id", flat=True))  # locks the rows without loading them
         refundable = refundable_amount(provider_setting=setting, charge_id=charge_id)
         if amount > refundable:
             raise RefundError(f"Refund amount {format_amount(amount, currency)} exceeds the "
                               f"{format_amount(refundable, currency)} still refundable on {charge_id}.")
-        plan = refund_plan(provider_setting=setting, charge_id=charge_id, amount=amount, currency=currency, first_balance=balance)
-        if plan.overrefund and not confirm_overrefund:
+        # The plan takes every available balance before it overrefunds: one SUM tells whether it will.
+        overrefund = max(amount - available_payment_total(provider_setting=setting, charge_id=charge_id), Decimal("0"))
+        if overrefund and not confirm_overrefund:
             raise OverrefundNotConfirmed(
-                f"The available payment balances cover only {format_amount(amount - plan.overrefund, currency)}; "
-                f"refunding {format_amount(amount, currency)} creates an overrefund of {format_amount(plan.overrefund, currency)}. "
+                f"The available payment balances cover only {format_amount(amount - overrefund, currency)}; "
+                f"refunding {format_amount(amount, currency)} creates an overrefund of {format_amount(overrefund, currency)}. "
                 "Confirm the overrefund to go on.")
         try:
             with transaction.atomic():
@@ -207,15 +211,57 @@ def _write_plan(request: RefundRequest, stripe_refund: dict) -> tuple[list[Balan
                 account_id=account_id, invoice=None, type=BalanceType.PAYMENT, amount=-plan.overrefund, currency=request.currency,
                 date=date, transaction_number=request.charge_id, provider_setting=setting, is_overrefund=True,
                 locked=True, lock_reason=LockReason.REFUND))
-    refund_balances = Balance.objects.bulk_create([
-        Balance(account_id=payment.account_id, invoice=None, type=BalanceType.REFUND, amount=-payment.amount,
-                currency=payment.currency, date=date, transaction_number=request.charge_id, provider_setting=setting,
-                refunds_balance=payment, stripe_refund_id=refund_id, locked=True, lock_reason=LockReason.REFUND)
-        for payment in refunded
-    ])
+    refund_ids = insert_refund_balances([payment.pk for payment in refunded], date=date, charge_id=request.charge_id,
+                                        setting_id=setting.pk, refund_id=refund_id)
     for payment in refunded:
         payment.locked, payment.lock_reason = True, LockReason.REFUND
-    return refund_balances, refunded
+    return LazyBalances(refund_ids), refunded
+
+
+class LazyBalances(Sequence):
+    """The refund balances just written, loaded only if someone reads them (a refund of a payment split into
+    thousands of balances need not build thousands of objects that the admin never shows)."""
+
+    def __init__(self, ids: list[int]):
+        self.ids, self._rows = ids, None
+
+    def _load(self) -> list[Balance]:
+        if self._rows is None:
+            self._rows = list(Balance.objects.filter(pk__in=self.ids).order_by("id"))
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index):
+        return self._load()[index]
+
+    def __iter__(self):
+        return iter(self._load())
+
+
+def insert_refund_balances(payment_ids: list[int], *, date, charge_id: str, setting_id: int, refund_id: str) -> list[int]:
+    """One INSERT ... SELECT: a locked refund balance mirroring each payment balance (SPEC §8 rule 4). Returns the ids."""
+    if not payment_ids:
+        return []
+    computed = {  # column -> SQL over the payment row `p` (or a parameter)
+        "account_id": "p.account_id", "invoice_id": "NULL", "type": "%(type)s", "amount": "-p.amount", "currency": "p.currency",
+        "date": "%(date)s", "transaction_number": "%(charge)s", "provider_setting_id": "%(setting)s", "locked": "TRUE",
+        "lock_reason": "%(reason)s", "split_from_id": "NULL", "refunds_balance_id": "p.id", "stripe_refund_id": "%(refund)s",
+        "is_overrefund": "FALSE", "status": "%(status)s", "note": "''", "created_at": "%(now)s",
+    }
+    columns = [field.column for field in Balance._meta.concrete_fields if not field.primary_key]
+    missing = set(columns) - set(computed)
+    if missing:  # a new column must be decided here, not silently defaulted
+        raise RuntimeError(f"insert_refund_balances does not know the Balance columns {sorted(missing)}")
+    # Table and column names come from the model, every value is a parameter.
+    table, selected = Balance._meta.db_table, ", ".join(computed[column] for column in columns)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selected} FROM {table} p WHERE p.id = ANY(%(ids)s) ORDER BY p.id RETURNING id"  # noqa: S608, E501
+    params = {"type": BalanceType.REFUND, "date": date, "charge": charge_id, "setting": setting_id, "reason": LockReason.REFUND,
+              "refund": refund_id, "status": BalanceStatus.CONFIRMED, "now": timezone.now(), "ids": list(payment_ids)}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 def _account_for_charge(request: RefundRequest, balances: list[Balance]) -> int | None:
