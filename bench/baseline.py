@@ -15,3 +15,12 @@ def baseline_ingest(request):
     with connection.cursor() as cursor:
         cursor.execute("INSERT INTO bench_baseline_event (body) VALUES (%s)", [request.body.decode()])
     return HttpResponse("ok")
+
+
+def baseline_page(request, size: int):
+    """The payment page's baseline: the same stack (middleware, URL routing, template engine) serving a bare
+    template of `size` bytes with no query."""
+    from django.template import engines
+
+    template = engines["django"].from_string("<!doctype html><html><body>{{ body }}</body></html>")
+    return HttpResponse(template.render({"body": "x" * size}, request))
