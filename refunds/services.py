@@ -244,24 +244,37 @@ def insert_refund_balances(payment_ids: list[int], *, date, charge_id: str, sett
     """One INSERT ... SELECT: a locked refund balance mirroring each payment balance (SPEC §8 rule 4). Returns the ids."""
     if not payment_ids:
         return []
-    computed = {  # column -> SQL over the payment row `p` (or a parameter)
-        "account_id": "p.account_id", "invoice_id": "NULL", "type": "%(type)s", "amount": "-p.amount", "currency": "p.currency",
-        "date": "%(date)s", "transaction_number": "%(charge)s", "provider_setting_id": "%(setting)s", "locked": "TRUE",
-        "lock_reason": "%(reason)s", "split_from_id": "NULL", "refunds_balance_id": "p.id", "stripe_refund_id": "%(refund)s",
-        "is_overrefund": "FALSE", "status": "%(status)s", "note": "''", "created_at": "%(now)s",
+    values = {"type": BalanceType.REFUND, "date": date, "charge": charge_id, "setting": setting_id, "reason": LockReason.REFUND,
+              "refund": refund_id, "status": BalanceStatus.CONFIRMED, "now": timezone.now()}
+    computed = {  # column -> SQL over the payment row `p`, or the name of a parameter in `values`
+        "account_id": "p.account_id", "invoice_id": "NULL", "type": "type", "amount": "-p.amount", "currency": "p.currency",
+        "date": "date", "transaction_number": "charge", "provider_setting_id": "setting", "locked": "TRUE",
+        "lock_reason": "reason", "split_from_id": "NULL", "refunds_balance_id": "p.id", "stripe_refund_id": "refund",
+        "is_overrefund": "FALSE", "status": "status", "note": "''", "created_at": "now",
     }
     columns = [field.column for field in Balance._meta.concrete_fields if not field.primary_key]
     missing = set(columns) - set(computed)
     if missing:  # a new column must be decided here, not silently defaulted
         raise RuntimeError(f"insert_refund_balances does not know the Balance columns {sorted(missing)}")
-    # Table and column names come from the model, every value is a parameter.
-    table, selected = Balance._meta.db_table, ", ".join(computed[column] for column in columns)
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selected} FROM {table} p WHERE p.id = ANY(%(ids)s) ORDER BY p.id RETURNING id"  # noqa: S608, E501
-    params = {"type": BalanceType.REFUND, "date": date, "charge": charge_id, "setting": setting_id, "reason": LockReason.REFUND,
-              "refund": refund_id, "status": BalanceStatus.CONFIRMED, "now": timezone.now(), "ids": list(payment_ids)}
+    selected, params = [], []
+    for column in columns:
+        expression = computed[column]
+        if expression in values:
+            selected.append("%s")
+            params.append(values[expression])
+        else:
+            selected.append(expression)
+    # Table and column names come from the model, every value is a parameter (PostgreSQL and the demo's SQLite).
+    table = Balance._meta.db_table
+    ids = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return sorted(row[0] for row in cursor.fetchall())
+        for start in range(0, len(payment_ids), 500):
+            chunk = list(payment_ids[start:start + 500])
+            sql = (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(selected)} FROM {table} p "  # noqa: S608
+                   f"WHERE p.id IN ({', '.join(['%s'] * len(chunk))}) ORDER BY p.id RETURNING id")
+            cursor.execute(sql, [*params, *chunk])
+            ids.extend(row[0] for row in cursor.fetchall())
+    return sorted(ids)
 
 
 def _account_for_charge(request: RefundRequest, balances: list[Balance]) -> int | None:
