@@ -266,14 +266,17 @@ def insert_refund_balances(payment_ids: list[int], *, date, charge_id: str, sett
             selected.append(expression)
     # Table and column names come from the model, every value is a parameter (PostgreSQL and the demo's SQLite).
     table = Balance._meta.db_table
+    head = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(selected)} FROM {table} p WHERE "  # noqa: S608
     ids = []
     with connection.cursor() as cursor:
-        for start in range(0, len(payment_ids), 500):
-            chunk = list(payment_ids[start:start + 500])
-            sql = (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(selected)} FROM {table} p "  # noqa: S608
-                   f"WHERE p.id IN ({', '.join(['%s'] * len(chunk))}) ORDER BY p.id RETURNING id")
-            cursor.execute(sql, [*params, *chunk])
+        if connection.vendor == "postgresql":  # one statement whatever the number of balances
+            cursor.execute(head + "p.id = ANY(%s) ORDER BY p.id RETURNING id", [*params, list(payment_ids)])
             ids.extend(row[0] for row in cursor.fetchall())
+        else:  # the demo's SQLite has no arrays and a limit on parameters
+            for start in range(0, len(payment_ids), 500):
+                chunk = list(payment_ids[start:start + 500])
+                cursor.execute(head + f"p.id IN ({', '.join(['%s'] * len(chunk))}) ORDER BY p.id RETURNING id", [*params, *chunk])
+                ids.extend(row[0] for row in cursor.fetchall())
     return sorted(ids)
 
 
