@@ -42,30 +42,25 @@ WEBHOOK_SETTING_CACHE_SECONDS = 30
 _webhook_settings: dict[str, tuple[float, ProviderSetting | None]] = {}
 
 
-def setting_by_webhook_id(webhook_id) -> ProviderSetting | None:
-    """The setting of a webhook endpoint, active or not (inactive settings still process events)."""
-    key = str(webhook_id)
+def _cached_setting(key: str, load) -> ProviderSetting | None:
     cached = _webhook_settings.get(key)
     now = time.monotonic()
     if cached and now - cached[0] < WEBHOOK_SETTING_CACHE_SECONDS:
         return cached[1]
-    setting = ProviderSetting.objects.filter(webhook_id=webhook_id).order_by().first()
+    setting = load()
     if setting is not None:  # unknown ids are not cached: nobody can fill the cache with junk
         _webhook_settings[key] = (now, setting)
     return setting
 
 
+def setting_by_webhook_id(webhook_id) -> ProviderSetting | None:
+    """The setting of a webhook endpoint, active or not (inactive settings still process events)."""
+    return _cached_setting(str(webhook_id), lambda: ProviderSetting.objects.filter(webhook_id=webhook_id).order_by().first())
+
+
 def setting_by_id(setting_id: int) -> ProviderSetting | None:
     """A setting by primary key through the same short cache (the event worker's hot path)."""
-    key = f"pk:{setting_id}"
-    cached = _webhook_settings.get(key)
-    now = time.monotonic()
-    if cached and now - cached[0] < WEBHOOK_SETTING_CACHE_SECONDS:
-        return cached[1]
-    setting = ProviderSetting.objects.filter(pk=setting_id).first()
-    if setting is not None:
-        _webhook_settings[key] = (now, setting)
-    return setting
+    return _cached_setting(f"pk:{setting_id}", lambda: ProviderSetting.objects.filter(pk=setting_id).first())
 
 
 def forget_cached_settings() -> None:

@@ -110,6 +110,16 @@ def refund_preview(balance: Balance, *, amount: Decimal) -> RefundPlan:
                        currency=balance.currency, first_balance=balance)
 
 
+def preview_rows(plan: RefundPlan) -> list[dict]:
+    """The plan's resulting balances as the refund page shows them: formatted amounts, invoice numbers."""
+    from billing.models import Invoice
+    from billing.money import format_amount
+
+    rows = plan.resulting_balances()
+    numbers = dict(Invoice.objects.filter(pk__in={row["invoice"] for row in rows if row["invoice"]}).values_list("pk", "number"))
+    return [{**row, "amount": format_amount(row["amount"], plan.currency), "invoice": numbers.get(row["invoice"], "")} for row in rows]
+
+
 def can_refund(balance: Balance) -> bool:
     return (balance.type == BalanceType.PAYMENT and not balance.locked and balance.status == BalanceStatus.CONFIRMED
             and balance.provider_setting_id is not None and balance.transaction_number.startswith(REFUNDABLE_PREFIXES))

@@ -52,7 +52,7 @@ class OverrefundNotConfirmed(RefundError):
 @dataclass
 class RefundResult:
     request: RefundRequest
-    refund_balances: list[Balance] = field(default_factory=list)
+    refund_balances: Sequence[Balance] = field(default_factory=list)  # LazyBalances after a fresh write
     payment_balances: list[Balance] = field(default_factory=list)
 
 

@@ -8,10 +8,10 @@ from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
-from billing.models import Balance, Invoice
+from billing.models import Balance
 from billing.money import format_amount
 from refunds.forms import RefundForm
-from refunds.selectors import refund_preview, refundable_amount
+from refunds.selectors import preview_rows, refund_preview, refundable_amount
 from refunds.services import OverrefundNotConfirmed, RefundError, check_refundable_balance, parse_refund_amount, refund_payment_balance
 
 
@@ -37,12 +37,7 @@ def refund_balance(request, balance_id):
             try:
                 amount = parse_refund_amount(data["amount"], balance.currency)
                 plan = refund_preview(balance, amount=amount)
-                planned = plan.resulting_balances()
-                numbers = dict(Invoice.objects.filter(pk__in={row["invoice"] for row in planned if row["invoice"]})
-                               .values_list("pk", "number"))
-                rows = [{**row, "amount": format_amount(row["amount"], balance.currency), "invoice": numbers.get(row["invoice"], "")}
-                        for row in planned]
-                context.update(plan=plan, rows=rows, amount=format_amount(amount, balance.currency))
+                context.update(plan=plan, rows=preview_rows(plan), amount=format_amount(amount, balance.currency))
                 if "confirm" in request.POST:
                     refund_payment_balance(balance, amount=amount, requested_by=request.user,
                                            confirm_overrefund=data["confirm_overrefund"], idempotency_key=data["idempotency_key"])

@@ -150,14 +150,6 @@ class BackgroundPublisher:
             time.sleep(0.005)
         return False
 
-    def drain_for_tests(self) -> list[int]:
-        items = []
-        while True:
-            try:
-                items.append(self._queue.get_nowait())
-            except Empty:
-                return items
-
 
 def _flush_at_exit(publisher: BackgroundPublisher) -> None:
     if not publisher.flush(timeout=3.0):

@@ -97,33 +97,22 @@ def upsert_and_lock_transaction(setting, facts: ChargeFacts) -> PaymentTransacti
     return next(iter(PaymentTransaction.objects.raw(sql, values)))  # raw() maps the returned row onto the model
 
 
-def insert_transaction_if_missing(setting, facts: ChargeFacts) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING: tolerates a concurrent insert of the same charge (PostgreSQL makes
-    the second insert wait for the first to commit, then do nothing). Run it in the transaction that then
-    locks the row, so creating and applying cost one commit."""
-    PaymentTransaction.objects.bulk_create([PaymentTransaction(
-        charge_id=facts.charge_id, provider_setting=setting, payment_intent_id=facts.payment_intent_id,
-        currency=facts.currency, method_type=facts.method_type, charge_created=facts.created,
-    )], ignore_conflicts=True)
-
-
 def match_invoice(facts: ChargeFacts) -> Invoice | None:
-    """Invoice by `metadata.invoice_id`, else through the PaymentIntent's other charges or attempt."""
+    """The invoice this charge pays, row-locked (after the transaction row, as the lock order says), so booking
+    need not lock it again: by `metadata.invoice_id`, else through the PaymentIntent's other charges or attempt."""
     invoice_id = str(facts.metadata.get("invoice_id") or "")
-    if invoice_id.isdigit():
-        # Locked here (after the transaction row, as the lock order says) so booking need not lock it again.
-        return Invoice.objects.select_for_update(of=("self",)).select_related("account").filter(pk=int(invoice_id)).first()
-    if facts.payment_intent_id:
-        sibling = (
-            PaymentTransaction.objects.filter(payment_intent_id=facts.payment_intent_id, invoice__isnull=False)
-            .exclude(charge_id=facts.charge_id).select_related("invoice__account").first()
-        )
-        if sibling:
-            return sibling.invoice
-        attempt = PaymentAttempt.objects.filter(payment_intent_id=facts.payment_intent_id).select_related("invoice__account").first()
-        if attempt:
-            return attempt.invoice
-    return None
+    if not invoice_id.isdigit():
+        invoice_id = ""
+        if facts.payment_intent_id:
+            invoice_id = (
+                PaymentTransaction.objects.filter(payment_intent_id=facts.payment_intent_id, invoice__isnull=False)
+                .exclude(charge_id=facts.charge_id).values_list("invoice_id", flat=True).first()
+                or PaymentAttempt.objects.filter(payment_intent_id=facts.payment_intent_id).values_list("invoice_id", flat=True).first()
+                or ""
+            )
+    if not invoice_id:
+        return None
+    return Invoice.objects.select_for_update(of=("self",)).select_related("account").filter(pk=int(invoice_id)).first()
 
 
 def _book(setting, tx: PaymentTransaction, facts: ChargeFacts, *, raw: dict, pending: bool) -> None:
@@ -131,8 +120,7 @@ def _book(setting, tx: PaymentTransaction, facts: ChargeFacts, *, raw: dict, pen
         amount = from_minor_units(facts.amount_minor, facts.currency)
     except MoneyError:
         amount = None
-    invoice = match_invoice(facts)
-    invoice_locked = invoice is not None and str(facts.metadata.get("invoice_id") or "").isdigit()
+    invoice = match_invoice(facts)  # locked
     if amount is None or amount <= 0:
         kind, error, invoice = PaymentEntryKind.OTHER, f"Stripe charge with an unusable amount or currency ({facts.currency}).", None
     elif invoice is None:
@@ -144,7 +132,7 @@ def _book(setting, tx: PaymentTransaction, facts: ChargeFacts, *, raw: dict, pen
         book_payment_in_transaction(
             account=invoice.account, invoice=invoice, amount=amount, currency=facts.currency,
             date=facts.created or timezone.now(), transaction_number=facts.charge_id, provider_setting=setting,
-            status=BalanceStatus.PENDING if pending else BalanceStatus.CONFIRMED, invoice_is_locked=invoice_locked,
+            status=BalanceStatus.PENDING if pending else BalanceStatus.CONFIRMED, invoice_is_locked=True,
         )
         tx.invoice, tx.account = invoice, invoice.account
         return

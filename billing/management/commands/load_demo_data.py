@@ -14,6 +14,7 @@ from django.db import transaction
 from billing.constants import InvoiceKind, InvoiceStatus
 from billing.models import Account, BusinessEntity, Invoice
 from billing.services import recompute_invoices
+from refunds.permissions import ensure_finance_group
 
 ENTITIES = [
     {"slug": "acme-de", "name": "ACME Deutschland", "display_name": "ACME Deutschland GmbH", "default_currency": "EUR",
@@ -59,7 +60,8 @@ class Command(BaseCommand):
         if created:
             finance.set_password("finance")
             finance.save()
-        finance.groups.add(Group.objects.get_or_create(name="Finance")[0])
+        ensure_finance_group()
+        finance.groups.add(Group.objects.get(name="Finance"))
         setting = self._stripe_setting()
         self.stdout.write("Demo data ready. Logins: admin / admin (superuser), finance / finance (Finance group).")
         self.stdout.write(f"Admin: {settings.SITE_URL}/admin/")
