@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from billing.models import Invoice
-from payments.services.checkout import PaymentNotPossible, create_payment_for_invoice
+from payments.services.checkout import PaymentNotPossible, checkout_for, create_payment_for_invoice
 from providers.stripe import gateway
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -48,8 +48,9 @@ def test_methods_for(method_types: list[str]) -> list[TestMethod]:
     return [method for method in TEST_METHODS if method.method_type in method_types]
 
 
-def pay_offline(invoice: Invoice, *, setting, method_key: str, save_for_future: bool, return_url: str) -> str:
+def pay_offline(invoice: Invoice, *, method_key: str, save_for_future: bool, return_url: str) -> str:
     """Create the PaymentIntent (the normal service), then confirm it as Stripe.js would. Returns its id."""
+    setting = checkout_for(invoice).setting
     if not offline_demo_enabled(setting):
         raise PaymentNotPossible("Offline test payments are not available here.")
     method = next((m for m in TEST_METHODS if m.key == method_key), None)

@@ -410,7 +410,7 @@ def stripe_errors_on_money_calls(n: int = 9) -> Report:
     env = {"STRIPE_API_BASE": fake.url, "STRIPE_TIMEOUT_SECONDS": "1.5", "STRIPE_MAX_NETWORK_RETRIES": "2"}
     try:
         with running_stack(report, n, env=env, setup_script=PAID_SETUP_SCRIPT) as (stack, setup):
-            refunds_per_charge, intents_per_invoice, booked = {}, {}, {}
+            refunds_per_charge, intents_per_invoice = {}, {}
             for index, paid in enumerate(setup["paid"]):
                 fake.inject("POST", "/v1/refunds", **STRIPE_FAULTS[index % len(STRIPE_FAULTS)])
                 status = _post_json(stack, f"/api/balances/{paid['balance']}/refund/", {"amount": "10.00"},
@@ -428,7 +428,7 @@ def stripe_errors_on_money_calls(n: int = 9) -> Report:
                 for obj in fake.objects.values():
                     if obj.get("object") == "refund":
                         refunds_per_charge[obj["charge"]] = refunds_per_charge.get(obj["charge"], 0) + 1
-                    if obj.get("object") == "payment_intent" and str(obj.get("metadata", {}).get("attempt", "")):
+                    if obj.get("object") == "payment_intent" and obj.get("metadata", {}).get("attempt"):  # page payments, not the setup charges
                         key = obj["metadata"].get("invoice_id")
                         intents_per_invoice[key] = intents_per_invoice.get(key, 0) + 1
             state = run_script(stack, REFUND_STATE_SCRIPT)
