@@ -175,6 +175,8 @@ if not CELERY_BROKER_URL:
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 # The webhook view answers without waiting for the task publish (webhooks/publisher.py); the inbox is durable.
 WEBHOOK_PUBLISH_IN_BACKGROUND = env_bool("WEBHOOK_PUBLISH_IN_BACKGROUND", True)
+# How long the background publisher waits to put several tasks in one Redis round trip (only delays processing).
+WEBHOOK_PUBLISH_LINGER_MS = int(os.environ.get("WEBHOOK_PUBLISH_LINGER_MS", "20"))
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"

@@ -33,20 +33,51 @@ class InvalidEvent(Exception):
 
 def verify_signature(payload: bytes, header: str | None, secret: str, *, tolerance: int, now: float | None = None) -> None:
     """Stripe's scheme: HMAC-SHA256 over "{t}.{raw body}"; any of several v1 signatures; `tolerance` seconds."""
+    verify_signature_with(payload, header, signing_key(secret), tolerance=tolerance, now=now)
+
+
+def signing_key(secret: str):
+    """The HMAC-SHA256 state keyed with `secret`, to be copied per message (keying once saves work per webhook)."""
+    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
+
+
+# Per-process cache of keyed HMAC states by (setting, encrypted secret): the webhook view needs neither a Fernet
+# decryption nor a key setup per request. A new secret has a new ciphertext, so it gets a new entry. The entries
+# hold HMAC pad states, not the secret's text, and never appear in a repr or log.
+_signing_keys: dict[tuple[int, str], object] = {}
+
+
+def signing_key_for(setting):
+    """The keyed HMAC of the setting's webhook secret, or None when it has none (decryption errors propagate)."""
+    cache_key = (setting.pk, setting.webhook_secret_encrypted)
+    key = _signing_keys.get(cache_key)
+    if key is None:
+        secret = setting.webhook_secret
+        if not secret:
+            return None
+        if len(_signing_keys) > 256:  # settings are few; this only bounds memory after many rotations
+            _signing_keys.clear()
+        key = _signing_keys[cache_key] = signing_key(secret)
+    return key
+
+
+def verify_signature_with(payload: bytes, header: str | None, key, *, tolerance: int, now: float | None = None) -> None:
     if not header:
         raise SignatureError("missing Stripe-Signature header")
     timestamp, signatures = None, []
     for item in header.split(","):
-        key, _, value = item.strip().partition("=")
-        if key == "t":
+        name, _, value = item.strip().partition("=")
+        if name == "t":
             timestamp = value
-        elif key == "v1" and value:
+        elif name == "v1" and value:
             signatures.append(value)
     if timestamp is None or not timestamp.isdigit():
         raise SignatureError("no timestamp in Stripe-Signature header")
     if not signatures:
         raise SignatureError("no v1 signature in Stripe-Signature header")
-    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + payload, hashlib.sha256).hexdigest()
+    mac = key.copy()
+    mac.update(timestamp.encode() + b"." + payload)
+    expected = mac.hexdigest()
     if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
         raise SignatureError("signature does not match")
     if abs((now or time.time()) - int(timestamp)) > tolerance:

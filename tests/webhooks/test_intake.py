@@ -91,6 +91,28 @@ def test_any_of_several_v1_signatures_is_accepted_during_secret_rolling(client, 
     assert client.post(url(setting), data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header).status_code == 200
 
 
+def test_a_new_webhook_secret_takes_effect_at_once_and_the_old_one_stops_working(client, setting):
+    """The view keeps keyed HMAC states per (setting, encrypted secret): saving a new secret must not leave the old one usable."""
+    from providers.services import save_provider_setting
+
+    first = make_event("customer.created", {"id": "cus_1", "object": "customer"})
+    assert post_event(client, setting, first).status_code == 200  # warms the per-process caches with the old secret
+    save_provider_setting(setting, entity_ids=[], webhook_secret="whsec_rotated_secret_for_tests_only")
+    second = make_event("customer.created", {"id": "cus_2", "object": "customer"})
+    assert post_event(client, setting, second).status_code == 400  # signed with the old secret
+    assert post_event(client, setting, second, secret="whsec_rotated_secret_for_tests_only").status_code == 200
+
+
+def test_undecryptable_webhook_secret_fails_closed_with_500(client, setting, settings):
+    from cryptography.fernet import Fernet
+
+    setting.webhook_secret_encrypted = Fernet(Fernet.generate_key()).encrypt(b"whsec_from_another_key").decode()
+    setting.save()
+    response = post_event(client, setting, make_event("customer.created", {"id": "cus_1", "object": "customer"}))
+    assert response.status_code == 500
+    assert not WebhookEvent.objects.exists()
+
+
 def test_unknown_setting_is_404(client, setting):
     body = b"{}"
     response = client.post(reverse("webhooks:stripe-webhook", args=[uuid.uuid4()]), data=body, content_type="application/json",

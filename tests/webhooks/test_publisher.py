@@ -29,6 +29,19 @@ def test_every_submitted_event_is_published_once_in_batches():
     assert sorted(published) == list(range(1, 1001))
 
 
+def test_with_a_linger_webhooks_arriving_one_by_one_share_a_round_trip():
+    """A sync web process submits one id per request; lingering puts those of several requests in one LPUSH."""
+    import time
+
+    writer = RecordingWriter()
+    publisher = BackgroundPublisher(lambda event_id: None, writer_factory=lambda: writer, linger=0.2)
+    for event_id in range(1, 6):
+        publisher.submit(event_id)
+        time.sleep(0.01)  # requests a few milliseconds apart
+    assert publisher.flush(timeout=5)
+    assert writer.batches == [[1, 2, 3, 4, 5]]
+
+
 def test_a_broker_error_loses_the_thread_nothing():
     writer = RecordingWriter(fail_first=True)
     publisher = BackgroundPublisher(lambda event_id: None, writer_factory=lambda: writer)
