@@ -61,7 +61,7 @@ def run(env: dict, *, quick: bool = False) -> dict:
         store_event(setting, event)  # enqueued at once; no worker runs yet
     connection.close()
 
-    worker = start_celery_worker(env, concurrency=1, name="bench-processing")
+    worker = start_celery_worker(env, concurrency=int(os.environ.get("BENCH_CONC", "1")), name="bench-processing")
     started = time.perf_counter()
     deadline = started + (120 if quick else 600)
     try:

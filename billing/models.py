@@ -100,7 +100,9 @@ class Balance(models.Model):
     currency = models.CharField(max_length=3)
     # When the money moved, taken from Stripe (the charge's or refund's `created`).
     date = models.DateTimeField()
-    transaction_number = models.CharField(max_length=255, blank=True, db_index=True)
+    # Looked up with its setting (the (provider_setting, transaction_number) index): no index of its own, which
+    # with Django's extra LIKE index would be two more index writes per balance written.
+    transaction_number = models.CharField(max_length=255, blank=True)
     provider_setting = models.ForeignKey(
         "providers.ProviderSetting", null=True, blank=True, on_delete=models.PROTECT, related_name="balances", db_index=False
     )
@@ -112,7 +114,7 @@ class Balance(models.Model):
     refunds_balance = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="refunded_by", db_index=False
     )
-    stripe_refund_id = models.CharField(max_length=255, blank=True, db_index=True)
+    stripe_refund_id = models.CharField(max_length=255, blank=True)  # indexed where set (Meta.indexes)
     is_overrefund = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=BalanceStatus.choices, default=BalanceStatus.CONFIRMED)
     note = models.CharField(max_length=255, blank=True)
@@ -125,6 +127,7 @@ class Balance(models.Model):
             models.Index(fields=["account", "currency", "invoice"]),
             models.Index(fields=["split_from"], name="balance_split_from", condition=Q(split_from__isnull=False)),
             models.Index(fields=["refunds_balance"], name="balance_refunds_balance", condition=Q(refunds_balance__isnull=False)),
+            models.Index(fields=["stripe_refund_id"], name="balance_stripe_refund", condition=~Q(stripe_refund_id="")),
         ]
         constraints = [
             models.CheckConstraint(

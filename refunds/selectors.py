@@ -15,11 +15,25 @@ from refunds.models import RefundRequest, RefundStatus
 REFUNDABLE_PREFIXES = ("ch_", "py_")
 
 
+@dataclass(frozen=True)
+class PlanBalance:
+    """What a refund plan needs of a payment balance: three columns, not a model (a payment may be split into thousands)."""
+
+    pk: int
+    amount: Decimal
+    invoice_id: int | None
+
+
+def plan_balances(queryset) -> list[PlanBalance]:
+    """The queryset's balances in its order (oldest first: charge_payment_balances orders by date and id)."""
+    return [PlanBalance(*row) for row in queryset.values_list("pk", "amount", "invoice_id")]
+
+
 @dataclass
 class PlanStep:
     """Refund `refund_amount` of `balance`; when smaller than the balance, the balance is split."""
 
-    balance: Balance
+    balance: PlanBalance
     refund_amount: Decimal
 
     @property
@@ -65,18 +79,21 @@ def available_payment_total(*, provider_setting, charge_id: str) -> Decimal:
 
 
 def refund_plan(*, provider_setting, charge_id: str, amount: Decimal, currency: str, first_balance: Balance | None = None,
-                balances: list[Balance] | None = None) -> RefundPlan:
-    """SPEC §8 rules 1-3 and 6: the initiating balance first, the others oldest first, split the last, overrefund the rest."""
+                balances: list[PlanBalance] | None = None) -> RefundPlan:
+    """SPEC §8 rules 1-3 and 6: the initiating balance first, the others oldest first, split the last, overrefund the rest.
+
+    `balances` are the charge's available payment balances (unlocked, confirmed), oldest first; read here when
+    not given. Only the last step can split: every step before it takes a whole balance.
+    """
     if balances is None:
-        balances = list(charge_payment_balances(provider_setting=provider_setting, charge_id=charge_id))
-    ordered = sorted(balances, key=lambda b: (0 if first_balance is not None and b.pk == first_balance.pk else 1, b.date, b.pk))
+        balances = plan_balances(charge_payment_balances(provider_setting=provider_setting, charge_id=charge_id))
+    first_pk = first_balance.pk if first_balance is not None else None
+    ordered = sorted(balances, key=lambda b: b.pk != first_pk)  # stable: the others stay oldest first
     plan = RefundPlan(amount=amount, currency=currency)
     remaining = amount
     for balance in ordered:
         if remaining <= 0:
             break
-        if balance.locked:
-            continue
         take = min(-balance.amount, remaining)
         plan.steps.append(PlanStep(balance=balance, refund_amount=take))
         remaining -= take

@@ -30,6 +30,7 @@ from refunds.selectors import (
     REFUNDABLE_PREFIXES,
     available_payment_total,
     charge_payment_balances,
+    plan_balances,
     refund_plan,
     refundable_amount,
 )
@@ -179,18 +180,23 @@ def apply_refund_request(request: RefundRequest, stripe_refund: dict) -> RefundR
     return _result_of(request)
 
 
-def _write_plan(request: RefundRequest, stripe_refund: dict) -> tuple[list[Balance], list[Balance]]:
-    """Splits, refund balances and locks in a constant number of queries (bulk), whatever the number of balances."""
+def _write_plan(request: RefundRequest, stripe_refund: dict) -> tuple[Sequence[Balance], Sequence[Balance]]:
+    """Splits, refund balances and locks in a constant number of queries (bulk), whatever the number of balances.
+
+    The available balances are locked and read as four columns each; only a balance that splits (at most one,
+    the plan's last step) is loaded as a model.
+    """
     setting = request.provider_setting
     refund_id = stripe_refund.get("id") or ""
     date = stripe_time(stripe_refund.get("created")) or timezone.now()
-    balances = list(charge_payment_balances(provider_setting=setting, charge_id=request.charge_id).select_for_update())
+    balances = plan_balances(charge_payment_balances(provider_setting=setting, charge_id=request.charge_id).select_for_update())
     plan = refund_plan(provider_setting=setting, charge_id=request.charge_id, amount=request.amount, currency=request.currency,
                        first_balance=request.balance, balances=balances)
-    refunded: list[Balance] = []
+    refunded_ids: list[int] = []  # payment balances (whole, or the split-off part) that the refund covers
+    whole_ids: list[int] = []  # those of them that must still be locked
     for step in plan.steps:
         if step.splits:
-            original = step.balance
+            original = Balance.objects.get(pk=step.balance.pk)  # locked above
             original.amount += step.refund_amount  # keeps the unrefunded part, stays unlocked
             original.save(update_fields=["amount"])
             part = Balance.objects.create(
@@ -198,24 +204,42 @@ def _write_plan(request: RefundRequest, stripe_refund: dict) -> tuple[list[Balan
                 currency=original.currency, date=original.date, transaction_number=original.transaction_number,
                 provider_setting_id=original.provider_setting_id, split_from=original, status=original.status,
                 locked=True, lock_reason=LockReason.REFUND)
-            refunded.append(part)
+            refunded_ids.append(part.pk)
         else:
-            refunded.append(step.balance)
-    Balance.objects.filter(pk__in=[b.pk for b in refunded if not b.locked]).update(locked=True, lock_reason=LockReason.REFUND)
+            refunded_ids.append(step.balance.pk)
+            whole_ids.append(step.balance.pk)
+    lock_for_refund(whole_ids)
     if plan.overrefund:
-        account_id = _account_for_charge(request, balances)
+        account_id = _account_for_charge(request)
         if account_id is None:
             _record_unbookable_refund(request, stripe_refund)
         else:
-            refunded.append(Balance.objects.create(
+            refunded_ids.append(Balance.objects.create(
                 account_id=account_id, invoice=None, type=BalanceType.PAYMENT, amount=-plan.overrefund, currency=request.currency,
                 date=date, transaction_number=request.charge_id, provider_setting=setting, is_overrefund=True,
-                locked=True, lock_reason=LockReason.REFUND))
-    refund_ids = insert_refund_balances([payment.pk for payment in refunded], date=date, charge_id=request.charge_id,
-                                        setting_id=setting.pk, refund_id=refund_id)
-    for payment in refunded:
-        payment.locked, payment.lock_reason = True, LockReason.REFUND
-    return LazyBalances(refund_ids), refunded
+                locked=True, lock_reason=LockReason.REFUND).pk)
+    refund_ids = insert_refund_balances(refunded_ids, date=date, charge_id=request.charge_id, setting_id=setting.pk, refund_id=refund_id)
+    return LazyBalances(refund_ids), LazyBalances(sorted(refunded_ids))
+
+
+def _id_batches(ids: list[int]) -> list[tuple[str, list]]:
+    """`id` conditions with their parameters: one array on PostgreSQL whatever the count (one statement), chunks of
+    an IN list on the demo's SQLite (no arrays, and a limit on parameters)."""
+    if connection.vendor == "postgresql":
+        return [("= ANY(%s)", [list(ids)])]
+    return [(f"IN ({', '.join(['%s'] * len(chunk))})", chunk) for chunk in (list(ids[i:i + 500]) for i in range(0, len(ids), 500))]
+
+
+def lock_for_refund(balance_ids: list[int]) -> None:
+    """Lock whole payment balances as refunded: one UPDATE, whatever the number (the ORM's IN list binds one
+    parameter per id)."""
+    if not balance_ids:
+        return
+    table = Balance._meta.db_table
+    with connection.cursor() as cursor:
+        for condition, params in _id_batches(balance_ids):
+            cursor.execute(f"UPDATE {table} SET locked = %s, lock_reason = %s WHERE id {condition}",  # noqa: S608 - model names
+                           [True, LockReason.REFUND, *params])
 
 
 class LazyBalances(Sequence):
@@ -269,22 +293,15 @@ def insert_refund_balances(payment_ids: list[int], *, date, charge_id: str, sett
     head = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(selected)} FROM {table} p WHERE "  # noqa: S608
     ids = []
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # one statement whatever the number of balances
-            cursor.execute(head + "p.id = ANY(%s) ORDER BY p.id RETURNING id", [*params, list(payment_ids)])
+        for condition, batch in _id_batches(payment_ids):
+            cursor.execute(head + f"p.id {condition} ORDER BY p.id RETURNING id", [*params, *batch])
             ids.extend(row[0] for row in cursor.fetchall())
-        else:  # the demo's SQLite has no arrays and a limit on parameters
-            for start in range(0, len(payment_ids), 500):
-                chunk = list(payment_ids[start:start + 500])
-                cursor.execute(head + f"p.id IN ({', '.join(['%s'] * len(chunk))}) ORDER BY p.id RETURNING id", [*params, *chunk])
-                ids.extend(row[0] for row in cursor.fetchall())
     return sorted(ids)
 
 
-def _account_for_charge(request: RefundRequest, balances: list[Balance]) -> int | None:
+def _account_for_charge(request: RefundRequest) -> int | None:
     if request.balance_id:
         return request.balance.account_id
-    if balances:
-        return balances[0].account_id
     any_balance = charge_payment_balances(provider_setting=request.provider_setting, charge_id=request.charge_id,
                                           available_only=False).first()
     if any_balance:

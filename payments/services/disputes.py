@@ -54,7 +54,8 @@ def apply_dispute(setting, dispute: dict, *, event_type: str) -> PaymentTransact
 def _reconcile_adjustments(setting, tx: PaymentTransaction, dispute: dict) -> None:
     if not tx.dispute_id or not tx.dispute_amount or tx.invoice_id is None:
         return
-    adjustments = list(Balance.objects.select_for_update().filter(type=BalanceType.ADJUSTMENT, transaction_number=tx.dispute_id))
+    adjustments = list(Balance.objects.select_for_update().filter(type=BalanceType.ADJUSTMENT, provider_setting=setting,
+                                                                  transaction_number=tx.dispute_id))
     withdrawal = [b for b in adjustments if b.amount > 0]
     reversal = [b for b in adjustments if b.amount < 0]
     date = stripe_time(dispute.get("created")) or timezone.now()
