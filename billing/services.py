@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.constants import BalanceStatus, BalanceType, InvoiceKind, InvoiceStatus
-from billing.models import Account, Balance, Invoice
+from billing.models import Account, Balance, Invoice, PaymentEntry
 from billing.money import MoneyError, format_amount, normalize_currency, validate_precision
 from billing.selectors import open_amount
 
@@ -265,13 +265,19 @@ def delete_payment_balances_in_transaction(*, provider_setting, transaction_numb
     )
     invoice_ids = sorted({invoice_id for invoice_id in candidates.values_list("invoice_id", flat=True) if invoice_id})
     invoices = lock_invoices(invoice_ids)  # invoices before balances: the project's lock order
-    rows = lock_balance_rows(candidates.values_list("id", flat=True))
-    if not rows:
+    ids = list(candidates.select_for_update().order_by("id").values_list("id", flat=True))  # id order, as lock_balance_rows
+    if not ids:
         return []
-    ids = [row.id for row in rows]
-    # Splits point at each other (split_from is PROTECT): detach before deleting.
-    Balance.objects.filter(split_from_id__in=ids).update(split_from=None)
-    Balance.objects.filter(id__in=ids).delete()
+    # Plain statements instead of the ORM's collector (which reads every row and each relation first): splits point
+    # at each other (split_from is PROTECT), so detach them; resolved payment entries forget the balance (SET_NULL).
+    # A PROTECTed reference that must not go (a refund balance or refund request) makes the commit fail on the
+    # database's foreign key, as the collector's ProtectedError would. Unlocked payments are never refunded.
+    table, placeholders = Balance._meta.db_table, ", ".join(["%s"] * len(ids))
+    entries = PaymentEntry._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET split_from_id = NULL WHERE split_from_id IN ({placeholders})", ids)  # noqa: S608
+        cursor.execute(f"UPDATE {entries} SET resolved_balance_id = NULL WHERE resolved_balance_id IN ({placeholders})", ids)  # noqa: S608
+        cursor.execute(f"DELETE FROM {table} WHERE id IN ({placeholders})", ids)  # noqa: S608 - model names, values are parameters
     for invoice in invoices.values():  # still locked, by this transaction
         recompute_invoice_status(invoice)
     return invoice_ids

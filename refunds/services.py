@@ -353,8 +353,7 @@ def apply_stripe_refund(setting, refund: dict) -> RefundRequest | None:
             request = RefundRequest.objects.filter(pk=int(ours), charge_id=charge_id).first()
     if request is None:
         request = _dashboard_request(setting, refund, refund_id, charge_id)
-    apply_refund_request(request, refund)
-    return RefundRequest.objects.get(pk=request.pk)
+    return apply_refund_request(request, refund).request
 
 
 def _dashboard_request(setting, refund: dict, refund_id: str, charge_id: str) -> RefundRequest:

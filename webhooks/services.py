@@ -187,13 +187,26 @@ def replay_events(event_ids) -> int:
     return len(ids)
 
 
+# In the model's field order, as Model.from_db expects a subset of the columns.
+CLAIM_FIELDS = tuple(field.attname for field in WebhookEvent._meta.concrete_fields
+                     if field.attname in {"id", "provider_setting_id", "type", "status", "stripe_created", "payload"})
+CLAIM_SQL = f"SELECT {', '.join(CLAIM_FIELDS)} FROM webhooks_webhookevent WHERE id = %s"  # noqa: S608 - constant names
+FINISH_SQL = "UPDATE webhooks_webhookevent SET status = %s, last_error = %s, processed_at = %s, attempts = attempts + 1 WHERE id = %s"
+
+
 def claim_event(event_id: int) -> WebhookEvent | None:
     """The event to process; None when it is already done (a redelivered task). No write, no commit:
-    handlers are idempotent, so two workers on one event are harmless, and each commit costs a WAL flush."""
+    handlers are idempotent, so two workers on one event are harmless, and each commit costs a WAL flush.
+    Plain SQL for the columns processing needs: this and finish_event run for every event."""
     from providers.selectors import setting_by_id
 
-    event = WebhookEvent.objects.filter(pk=event_id).first()
-    if event is None or event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM_SQL, [event_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    event = WebhookEvent.from_db(connection.alias, CLAIM_FIELDS, row)
+    if event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
         return None
     event.provider_setting = setting_by_id(event.provider_setting_id)  # cached per process (saves a join per event)
     return event
@@ -201,8 +214,8 @@ def claim_event(event_id: int) -> WebhookEvent | None:
 
 def finish_event(event_id: int, status: str, error: str = "") -> None:
     """Record the outcome of one attempt (the attempt is counted here)."""
-    WebhookEvent.objects.filter(pk=event_id).update(status=status, last_error=error[:4000], processed_at=timezone.now(),
-                                                    attempts=F("attempts") + 1)
+    with connection.cursor() as cursor:
+        cursor.execute(FINISH_SQL, [status, error[:4000], timezone.now(), event_id])
 
 
 def record_event_error(event_id: int, error: str) -> None:
