@@ -100,7 +100,9 @@ def run(env: dict, *, quick: bool = False) -> dict:
     """Returns {"levels": {c: {...}}, "stored_exactly_once": bool, ...}."""
     import django
 
-    levels, seconds, rounds, events_per_run = ((1, 16), 1.0, 1, 400) if quick else ((1, 16, 64), 5.0, 3, 6000)
+    levels, seconds, rounds, events_per_run = ((1, 16), 1.0, 1, 400) if quick else ((1, 16, 64), 4.0, 5, 6000)
+    if os.environ.get("BENCH_INGEST_LEVELS"):  # for focused experiments, e.g. "16"
+        levels = tuple(int(level) for level in os.environ["BENCH_INGEST_LEVELS"].split(","))
     os.environ.update(env)
     django.setup()
     from django.db import connection

@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import orjson
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -85,9 +86,11 @@ def verify_signature_with(payload: bytes, header: str | None, key, *, tolerance:
 
 
 def parse_event(payload: bytes, *, setting) -> dict:
+    # orjson: a strict RFC 8259 parser, several times faster than json on every webhook (bad UTF-8, NaN and the
+    # like are refused as "not JSON").
     try:
-        event = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError:
         raise InvalidEvent("body is not JSON") from None
     if not isinstance(event, dict) or event.get("object") != "event" or not isinstance(event.get("id"), str) \
             or not isinstance(event.get("type"), str) or not isinstance((event.get("data") or {}).get("object"), dict):

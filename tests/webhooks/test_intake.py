@@ -176,3 +176,13 @@ def test_broker_down_still_stores_and_answers_200(client, setting, django_captur
     assert response.status_code == 200
     assert time.monotonic() - started < 10
     assert WebhookEvent.objects.get().status == EventStatus.RECEIVED
+
+
+def test_a_setting_with_stored_events_cannot_be_deleted(client, setting):
+    """The inbox has no database foreign key to its setting (a lock per stored webhook); PROTECT keeps the link."""
+    from django.db.models import ProtectedError
+
+    assert post_event(client, setting, make_event("customer.created", {"id": "cus_1", "object": "customer"})).status_code == 200
+    with pytest.raises(ProtectedError):
+        setting.delete()
+    assert WebhookEvent.objects.filter(provider_setting=setting).count() == 1
