@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -15,6 +15,17 @@ app.autodiscover_tasks()
 # Reuse connections like Django's request cycle does instead: CONN_MAX_AGE, health checks, and a
 # connection that saw an error is dropped (close_old_connections, below).
 app.conf.CELERY_DB_REUSE_MAX = 10_000
+
+
+@worker_init.connect
+def no_health_check_per_task(**kwargs):
+    """Django's health check would cost every task a `SELECT 1` round trip (it re-arms after each task). A worker
+    does without: a connection that broke (PostgreSQL restarted) fails its task, which is retried, and
+    close_old_connections below drops the connection that saw the error."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=False):
+        connection.settings_dict["CONN_HEALTH_CHECKS"] = False
 
 
 @task_prerun.connect
