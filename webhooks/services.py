@@ -190,9 +190,7 @@ def replay_events(event_ids) -> int:
     return len(ids)
 
 
-# In the model's field order, as Model.from_db expects a subset of the columns.
-CLAIM_FIELDS = tuple(field.attname for field in WebhookEvent._meta.concrete_fields
-                     if field.attname in {"id", "provider_setting_id", "type", "status", "stripe_created", "payload"})
+CLAIM_FIELDS = ("id", "provider_setting_id", "type", "status", "stripe_created", "payload")
 CLAIM_SQL = f"SELECT {', '.join(CLAIM_FIELDS)} FROM webhooks_webhookevent WHERE id = %s"  # noqa: S608 - constant names
 FINISH_SQL = "UPDATE webhooks_webhookevent SET status = %s, last_error = %s, processed_at = %s, attempts = attempts + 1 WHERE id = %s"
 
@@ -203,12 +201,10 @@ def claim_event(event_id: int) -> WebhookEvent | None:
     Plain SQL for the columns processing needs: this and finish_event run for every event."""
     from providers.selectors import setting_by_id
 
-    with connection.cursor() as cursor:
-        cursor.execute(CLAIM_SQL, [event_id])
-        row = cursor.fetchone()
-    if row is None:
+    # raw(), not a bare cursor: it applies the backend's converters (SQLite returns datetimes as text).
+    event = next(iter(WebhookEvent.objects.raw(CLAIM_SQL, [event_id])), None)
+    if event is None:
         return None
-    event = WebhookEvent.from_db(connection.alias, CLAIM_FIELDS, row)
     if event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
         return None
     event.provider_setting = setting_by_id(event.provider_setting_id)  # cached per process (saves a join per event)
