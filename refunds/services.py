@@ -183,7 +183,7 @@ def apply_refund_request(request: RefundRequest, stripe_refund: dict) -> RefundR
 def _write_plan(request: RefundRequest, stripe_refund: dict) -> tuple[Sequence[Balance], Sequence[Balance]]:
     """Splits, refund balances and locks in a constant number of queries (bulk), whatever the number of balances.
 
-    The available balances are locked and read as four columns each; only a balance that splits (at most one,
+    The available balances are locked and read as three columns each; only a balance that splits (at most one,
     the plan's last step) is loaded as a model.
     """
     setting = request.provider_setting
