@@ -1,6 +1,8 @@
 """Event processing: N events already in the inbox, drained by one real Celery worker process on Redis.
 
 Reports events/s per worker process and checks the end state against the expected balances.
+BENCH_POOL=threads BENCH_CONCURRENCY=4 reproduces the threads-pool comparison in README "Performance"
+(the default is what production runs: prefork, one child).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def run(env: dict, *, quick: bool = False) -> dict:
         store_event(setting, event)  # enqueued at once; no worker runs yet
     connection.close()
 
-    worker = start_celery_worker(env, concurrency=int(os.environ.get("BENCH_CONC", "1")), name="bench-processing")
+    worker = start_celery_worker(env, concurrency=int(os.environ.get("BENCH_CONCURRENCY", "1")), name="bench-processing")
     started = time.perf_counter()
     deadline = started + (120 if quick else 600)
     try:
