@@ -18,6 +18,7 @@ from billing.constants import BalanceStatus, BalanceType, InvoiceKind, InvoiceSt
 from billing.models import Account, Balance, Invoice, PaymentEntry
 from billing.money import MoneyError, format_amount, normalize_currency, validate_precision
 from billing.selectors import open_amount
+from billing.sql import id_batches
 
 
 class BillingError(Exception):
@@ -272,12 +273,12 @@ def delete_payment_balances_in_transaction(*, provider_setting, transaction_numb
     # at each other (split_from is PROTECT), so detach them; resolved payment entries forget the balance (SET_NULL).
     # A PROTECTed reference that must not go (a refund balance or refund request) makes the commit fail on the
     # database's foreign key, as the collector's ProtectedError would. Unlocked payments are never refunded.
-    table, placeholders = Balance._meta.db_table, ", ".join(["%s"] * len(ids))
-    entries = PaymentEntry._meta.db_table
+    table, entries = Balance._meta.db_table, PaymentEntry._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET split_from_id = NULL WHERE split_from_id IN ({placeholders})", ids)  # noqa: S608
-        cursor.execute(f"UPDATE {entries} SET resolved_balance_id = NULL WHERE resolved_balance_id IN ({placeholders})", ids)  # noqa: S608
-        cursor.execute(f"DELETE FROM {table} WHERE id IN ({placeholders})", ids)  # noqa: S608 - model names, values are parameters
+        for condition, params in id_batches(ids):  # model names; values are parameters
+            cursor.execute(f"UPDATE {table} SET split_from_id = NULL WHERE split_from_id {condition}", params)  # noqa: S608
+            cursor.execute(f"UPDATE {entries} SET resolved_balance_id = NULL WHERE resolved_balance_id {condition}", params)  # noqa: S608
+            cursor.execute(f"DELETE FROM {table} WHERE id {condition}", params)  # noqa: S608
     for invoice in invoices.values():  # still locked, by this transaction
         recompute_invoice_status(invoice)
     return invoice_ids

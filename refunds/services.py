@@ -22,6 +22,7 @@ from django.utils import timezone
 from billing.constants import BalanceStatus, BalanceType, LockReason, PaymentEntryKind
 from billing.models import Balance, PaymentEntry
 from billing.money import MoneyError, format_amount, from_minor_units, normalize_currency, to_decimal, validate_precision
+from billing.sql import id_batches
 from payments.selectors import lock_transaction
 from payments.services.transactions import stripe_time
 from providers.stripe import gateway
@@ -222,14 +223,6 @@ def _write_plan(request: RefundRequest, stripe_refund: dict) -> tuple[Sequence[B
     return LazyBalances(refund_ids), LazyBalances(sorted(refunded_ids))
 
 
-def _id_batches(ids: list[int]) -> list[tuple[str, list]]:
-    """`id` conditions with their parameters: one array on PostgreSQL whatever the count (one statement), chunks of
-    an IN list on the demo's SQLite (no arrays, and a limit on parameters)."""
-    if connection.vendor == "postgresql":
-        return [("= ANY(%s)", [list(ids)])]
-    return [(f"IN ({', '.join(['%s'] * len(chunk))})", chunk) for chunk in (list(ids[i:i + 500]) for i in range(0, len(ids), 500))]
-
-
 def lock_for_refund(balance_ids: list[int]) -> None:
     """Lock whole payment balances as refunded: one UPDATE, whatever the number (the ORM's IN list binds one
     parameter per id)."""
@@ -237,7 +230,7 @@ def lock_for_refund(balance_ids: list[int]) -> None:
         return
     table = Balance._meta.db_table
     with connection.cursor() as cursor:
-        for condition, params in _id_batches(balance_ids):
+        for condition, params in id_batches(balance_ids):
             cursor.execute(f"UPDATE {table} SET locked = %s, lock_reason = %s WHERE id {condition}",  # noqa: S608 - model names
                            [True, LockReason.REFUND, *params])
 
@@ -293,7 +286,7 @@ def insert_refund_balances(payment_ids: list[int], *, date, charge_id: str, sett
     head = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(selected)} FROM {table} p WHERE "  # noqa: S608
     ids = []
     with connection.cursor() as cursor:
-        for condition, batch in _id_batches(payment_ids):
+        for condition, batch in id_batches(payment_ids):
             cursor.execute(head + f"p.id {condition} ORDER BY p.id RETURNING id", [*params, *batch])
             ids.extend(row[0] for row in cursor.fetchall())
     return sorted(ids)

@@ -191,8 +191,9 @@ def replay_events(event_ids) -> int:
 
 
 CLAIM_FIELDS = ("id", "provider_setting_id", "type", "status", "stripe_created", "payload")
-CLAIM_SQL = f"SELECT {', '.join(CLAIM_FIELDS)} FROM webhooks_webhookevent WHERE id = %s"  # noqa: S608 - constant names
-FINISH_SQL = "UPDATE webhooks_webhookevent SET status = %s, last_error = %s, processed_at = %s, attempts = attempts + 1 WHERE id = %s"
+CLAIM_SQL = f"SELECT {', '.join(CLAIM_FIELDS)} FROM {WebhookEvent._meta.db_table} WHERE id = %s"  # noqa: S608 - model names
+FINISH_SQL = (f"UPDATE {WebhookEvent._meta.db_table} SET status = %s, last_error = %s, processed_at = %s,"  # noqa: S608 - model names
+              " attempts = attempts + 1 WHERE id = %s")
 
 
 def claim_event(event_id: int) -> WebhookEvent | None:
@@ -201,11 +202,8 @@ def claim_event(event_id: int) -> WebhookEvent | None:
     Plain SQL for the columns processing needs: this and finish_event run for every event."""
     from providers.selectors import setting_by_id
 
-    # raw(), not a bare cursor: it applies the backend's converters (SQLite returns datetimes as text).
-    event = next(iter(WebhookEvent.objects.raw(CLAIM_SQL, [event_id])), None)
-    if event is None:
-        return None
-    if event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
+    event = next(iter(WebhookEvent.objects.raw(CLAIM_SQL, [event_id])), None)  # raw() maps the row with the fields' converters
+    if event is None or event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
         return None
     event.provider_setting = setting_by_id(event.provider_setting_id)  # cached per process (saves a join per event)
     return event

@@ -34,10 +34,10 @@ def test_with_a_linger_webhooks_arriving_one_by_one_share_a_round_trip():
     import time
 
     writer = RecordingWriter()
-    publisher = BackgroundPublisher(lambda event_id: None, writer_factory=lambda: writer, linger=0.2)
+    publisher = BackgroundPublisher(lambda event_id: None, writer_factory=lambda: writer, linger=1.0)
     for event_id in range(1, 6):
         publisher.submit(event_id)
-        time.sleep(0.01)  # requests a few milliseconds apart
+        time.sleep(0.01)  # requests a few milliseconds apart, all well inside the linger
     assert publisher.flush(timeout=5)
     assert writer.batches == [[1, 2, 3, 4, 5]]
 
