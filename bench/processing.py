@@ -23,6 +23,7 @@ def run(env: dict, *, quick: bool = False) -> dict:
 
     os.environ.update(env)
     django.setup()
+    from django.conf import settings
     from django.db import connection
 
     from billing.models import Balance, Invoice
@@ -81,13 +82,16 @@ def run(env: dict, *, quick: bool = False) -> dict:
         linked = sum((b.amount for b in Balance.objects.filter(invoice=invoice)), Decimal("0"))
         mismatches += linked != expected[invoice.pk]
     processed = statuses.get(EventStatus.PROCESSED, 0)
-    # Worker start-up is not processing: time from the first to the last event the worker finished.
-    span = WebhookEvent.objects.filter(provider_setting=setting).aggregate(first=Min("processed_at"), last=Max("processed_at"))
+    # Worker start-up is not processing: the events finished after the first finish instant, over the time since
+    # (a task records its batch's outcomes together, so all of the first batch share that instant).
+    ours = WebhookEvent.objects.filter(provider_setting=setting)
+    span = ours.aggregate(first=Min("processed_at"), last=Max("processed_at"))
     busy = (span["last"] - span["first"]).total_seconds() if span["first"] and span["last"] else 0.0
+    after_first = ours.filter(processed_at__gt=span["first"]).count() if span["first"] else 0
     return {"events": len(events), "processed": processed, "failed": statuses.get(EventStatus.FAILED, 0), "seconds": round(elapsed, 2),
             "busy_seconds": round(busy, 2),
-            "events_per_second_per_worker": round((processed - 1) / busy, 1) if busy else 0.0, "balance_mismatches": mismatches,
-            "reference_events_per_second": SCALE_REFERENCE}
+            "events_per_second_per_worker": round(after_first / busy, 1) if busy else 0.0, "balance_mismatches": mismatches,
+            "reference_events_per_second": SCALE_REFERENCE, "batch_size": settings.WEBHOOK_TASK_BATCH_SIZE}
 
 
 def check(result: dict) -> list[str]:
@@ -102,7 +106,8 @@ def check(result: dict) -> list[str]:
 def table(result: dict) -> str:
     ratio = result["events_per_second_per_worker"] / SCALE_REFERENCE
     return "\n".join([
-        "Event processing (1 Celery worker process, prefork concurrency 1, Redis broker, PostgreSQL)",
+        "Event processing (1 Celery worker process, prefork concurrency 1, Redis broker, PostgreSQL, tasks of up to "
+        f"{result.get('batch_size', 1)} events)",
         f"events {result['events']}, processed {result['processed']}, failed {result['failed']}, in {result['seconds']} s",
         f"events/s per worker process: {result['events_per_second_per_worker']} "
         f"({ratio:.1f}x the 25 events/s of a synchronous refetching handler; target >= 5x)",

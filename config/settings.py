@@ -177,6 +177,9 @@ CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 WEBHOOK_PUBLISH_IN_BACKGROUND = env_bool("WEBHOOK_PUBLISH_IN_BACKGROUND", True)
 # How long the background publisher waits to put several tasks in one Redis round trip (only delays processing).
 WEBHOOK_PUBLISH_LINGER_MS = int(os.environ.get("WEBHOOK_PUBLISH_LINGER_MS", "20"))
+# Up to this many events per processing task: a burst is drained without paying Celery's per-task work per event
+# (each event still has its own transaction and outcome). 1 gives one task per event.
+WEBHOOK_TASK_BATCH_SIZE = max(1, int(os.environ.get("WEBHOOK_TASK_BATCH_SIZE", "20")))
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"

@@ -32,11 +32,11 @@ def celery_conf():
         for key, value in values.items():
             saved.setdefault(key, app.conf[key])
         app.conf.update(**values)
-        app._pool = None
+        app._pool = app.amqp._producer_pool = None  # connections and producers made for the old broker
 
     yield change
     app.conf.update(**saved)
-    app._pool = None
+    app._pool = app.amqp._producer_pool = None
 
 
 # --- No secret ever leaves the service -------------------------------------------------------------

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing.sql import id_batches
 from webhooks.models import EventStatus, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ def _background_publisher():
     if _publisher is None:
         from webhooks.publisher import make_publisher
 
-        _publisher = make_publisher(enqueue_event_now)
+        _publisher = make_publisher(enqueue_events_now)
     return _publisher
 
 
@@ -172,12 +173,39 @@ def enqueue_event_now(event_id: int) -> bool:
     return True
 
 
+def event_batches(event_ids: list[int]) -> list[list[int]]:
+    from django.conf import settings
+
+    size = settings.WEBHOOK_TASK_BATCH_SIZE
+    return [event_ids[start:start + size] for start in range(0, len(event_ids), size)]
+
+
+def enqueue_events_now(event_ids: list[int]) -> int:
+    """Publish processing tasks of up to WEBHOOK_TASK_BATCH_SIZE events each; returns how many events were enqueued
+    (a broker outage is logged: the events stay `received` and beat re-enqueues them)."""
+    from django.conf import settings
+
+    from webhooks.tasks import process_webhook_events
+
+    if settings.CELERY_TASK_ALWAYS_EAGER:  # in-process: each event with the single task's retries
+        return sum(1 for event_id in event_ids if enqueue_event_now(event_id))
+    enqueued = 0
+    for batch in event_batches(list(event_ids)):
+        try:
+            process_webhook_events.delay(batch)
+        except Exception as exc:
+            logger.warning("Could not enqueue %s webhook events (%s: %s); they will be re-enqueued.", len(batch), type(exc).__name__, exc)
+            return enqueued
+        enqueued += len(batch)
+    return enqueued
+
+
 def requeue_stale_events(*, older_than: timedelta = timedelta(minutes=1), limit: int = 1000) -> int:
     """Re-enqueue events still `received` after `older_than` (the broker was down, or a worker died)."""
     cutoff = timezone.now() - older_than
     ids = list(WebhookEvent.objects.filter(status=EventStatus.RECEIVED, received_at__lt=cutoff)
                .order_by("received_at").values_list("id", flat=True)[:limit])
-    return sum(1 for event_id in ids if enqueue_event_now(event_id))
+    return enqueue_events_now(ids)
 
 
 def replay_events(event_ids) -> int:
@@ -191,28 +219,49 @@ def replay_events(event_ids) -> int:
 
 
 CLAIM_FIELDS = ("id", "provider_setting_id", "type", "status", "stripe_created", "payload")
-CLAIM_SQL = f"SELECT {', '.join(CLAIM_FIELDS)} FROM {WebhookEvent._meta.db_table} WHERE id = %s"  # noqa: S608 - model names
+CLAIM_SQL = f"SELECT {', '.join(CLAIM_FIELDS)} FROM {WebhookEvent._meta.db_table} WHERE id "  # noqa: S608 - model names
 FINISH_SQL = (f"UPDATE {WebhookEvent._meta.db_table} SET status = %s, last_error = %s, processed_at = %s,"  # noqa: S608 - model names
-              " attempts = attempts + 1 WHERE id = %s")
+              " attempts = attempts + 1 WHERE id ")
+DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
+
+
+def claim_events(event_ids) -> list[WebhookEvent]:
+    """The events among `event_ids` still to process, in arrival order, read in one statement (a redelivered
+    task finds its events done and gets nothing). No write, no commit: handlers are idempotent, so two workers
+    on one event are harmless, and each commit costs a WAL flush. Plain SQL for the columns processing needs."""
+    from providers.selectors import setting_by_id
+
+    events = []
+    for condition, params in id_batches(sorted(set(event_ids))):
+        # raw() maps the rows with the fields' converters (datetimes, on SQLite too).
+        events += [event for event in WebhookEvent.objects.raw(CLAIM_SQL + condition + " ORDER BY id", params)
+                   if event.status not in DONE]
+    for event in events:
+        event.provider_setting = setting_by_id(event.provider_setting_id)  # cached per process (saves a join per event)
+    return events
 
 
 def claim_event(event_id: int) -> WebhookEvent | None:
-    """The event to process; None when it is already done (a redelivered task). No write, no commit:
-    handlers are idempotent, so two workers on one event are harmless, and each commit costs a WAL flush.
-    Plain SQL for the columns processing needs: this and finish_event run for every event."""
-    from providers.selectors import setting_by_id
-
-    event = next(iter(WebhookEvent.objects.raw(CLAIM_SQL, [event_id])), None)  # raw() maps the row with the fields' converters
-    if event is None or event.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
-        return None
-    event.provider_setting = setting_by_id(event.provider_setting_id)  # cached per process (saves a join per event)
-    return event
+    """The event to process; None when it is already done (a redelivered task)."""
+    events = claim_events([event_id])
+    return events[0] if events else None
 
 
 def finish_event(event_id: int, status: str, error: str = "") -> None:
     """Record the outcome of one attempt (the attempt is counted here)."""
+    finish_events({event_id: (status, error)})
+
+
+def finish_events(outcomes: dict[int, tuple[str, str]]) -> None:
+    """Record the outcomes of a batch's attempts: one UPDATE per distinct outcome (nearly always one: processed)."""
+    by_outcome: dict[tuple[str, str], list[int]] = {}
+    for event_id, (status, error) in outcomes.items():
+        by_outcome.setdefault((status, error[:4000]), []).append(event_id)
+    now = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(FINISH_SQL, [status, error[:4000], timezone.now(), event_id])
+        for (status, error), ids in by_outcome.items():
+            for condition, params in id_batches(ids):
+                cursor.execute(FINISH_SQL + condition, [status, error, now, *params])
 
 
 def record_event_error(event_id: int, error: str) -> None:
@@ -220,20 +269,24 @@ def record_event_error(event_id: int, error: str) -> None:
 
 
 def process_event(event_id: int) -> str | None:
-    """Run the handler of the event's type. Raises on handler errors (the task retries)."""
-    from webhooks.handlers import handler_for
-
+    """Run the handler of the event's type and record the outcome. Raises on handler errors (the task retries)."""
     event = claim_event(event_id)
     if event is None:
         return None
-    handler = handler_for(event.type)
-    if handler is None:
-        finish_event(event.pk, EventStatus.IGNORED)
-        return EventStatus.IGNORED
-    outcome = handler(event.provider_setting, event.event["data"]["object"], event)
-    status = EventStatus.IGNORED if outcome == "ignored" else EventStatus.PROCESSED
+    status = process_claimed_event(event)
     finish_event(event.pk, status)
     return status
+
+
+def process_claimed_event(event: WebhookEvent) -> str:
+    """Run the handler of a claimed event; its outcome (processed or ignored) is for the caller to record."""
+    from webhooks.handlers import handler_for
+
+    handler = handler_for(event.type)
+    if handler is None:
+        return EventStatus.IGNORED
+    outcome = handler(event.provider_setting, event.event["data"]["object"], event)
+    return EventStatus.IGNORED if outcome == "ignored" else EventStatus.PROCESSED
 
 
 def ingest_fetched_event(setting, event: dict) -> bool:

@@ -1,8 +1,10 @@
 """Celery tasks of the webhook inbox: thin, they load ids and call services."""
 
 import logging
+import time
 
 from celery import shared_task
+from django.db import DatabaseError
 
 from providers.stripe.gateway import StripeRequestRefused
 from webhooks import services
@@ -35,6 +37,50 @@ def process_webhook_event(self, event_id: int):
         services.record_event_error(event_id, message)
         # Exponential backoff: 2, 4, 8, ... seconds (capped), so a transient outage heals by itself.
         raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries + 1), 600))
+
+
+# A batch hands what is left to a new task after this long, well inside the soft time limit (90 s), even when
+# Stripe fetches are slow: a time limit would otherwise kill the batch and redo its events.
+BATCH_BUDGET_SECONDS = 30
+
+
+@shared_task(bind=True, name="webhooks.tasks.process_webhook_events", max_retries=MAX_RETRIES, acks_late=True)
+def process_webhook_events(self, event_ids: list[int]):
+    """Several events in one task (webhooks/publisher.py groups a burst). Each event has its own transaction and
+    outcome; the outcomes are recorded together at the end (a crash before that only makes the events run again,
+    which handlers make harmless). An event that fails for a passing reason continues alone in
+    process_webhook_event with its backoff, so one bad event never holds up or repeats the others."""
+    try:
+        events = services.claim_events(event_ids)
+    except DatabaseError as exc:
+        raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries + 1), 600)) from exc
+    deadline = time.monotonic() + BATCH_BUDGET_SECONDS
+    outcomes: dict[int, tuple[str, str]] = {}
+    try:
+        for index, event in enumerate(events):
+            if time.monotonic() > deadline:
+                services.enqueue_events_now([later.pk for later in events[index:]])
+                break
+            try:
+                outcomes[event.pk] = (services.process_claimed_event(event), "")
+            except PERMANENT_ERRORS as exc:
+                logger.error("Webhook event %s cannot be processed: %s: %s", event.pk, type(exc).__name__, exc)
+                outcomes[event.pk] = (EventStatus.FAILED, f"{type(exc).__name__}: {exc}")
+            except Exception as exc:
+                _retry_alone(event.pk, f"{type(exc).__name__}: {exc}")
+    finally:
+        services.finish_events(outcomes)
+    return len(outcomes)
+
+
+def _retry_alone(event_id: int, message: str) -> None:
+    """The first attempt failed inside a batch: record it and schedule the second with the single task's backoff."""
+    try:
+        services.record_event_error(event_id, message)
+        process_webhook_event.apply_async((event_id,), countdown=2, retries=1)
+    except Exception as exc:  # database or broker down: the event stays `received` and beat re-enqueues it
+        logger.warning("Could not schedule a retry of webhook event %s (%s: %s); beat will re-enqueue it.", event_id,
+                       type(exc).__name__, exc)
 
 
 @shared_task(name="webhooks.tasks.requeue_stale_events")

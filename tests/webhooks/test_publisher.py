@@ -56,7 +56,7 @@ def test_without_a_redis_broker_it_publishes_through_celery():
     seen = []
     publisher = BackgroundPublisher(seen.append, writer_factory=lambda: None)
     publisher.submit(7)
-    assert publisher.flush(timeout=5) and seen == [7]
+    assert publisher.flush(timeout=5) and seen == [[7]]
 
 
 @pytest.mark.services
@@ -71,11 +71,13 @@ def test_the_message_is_the_one_celery_writes():
     client = redis.Redis.from_url(url)
     client.flushdb()
     with app.connection_for_write(url) as connection:
-        app.send_task("webhooks.tasks.process_webhook_event", args=(42,), connection=connection,
+        app.send_task("webhooks.tasks.process_webhook_events", args=([42, 43],), connection=connection,
                       time_limit=settings.CELERY_TASK_TIME_LIMIT, soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT, ignore_result=True)
     theirs = json.loads(client.rpop("celery"))
-    RedisTaskWriter(url, queue="celery", time_limits=(settings.CELERY_TASK_TIME_LIMIT, settings.CELERY_TASK_SOFT_TIME_LIMIT)).publish([42])
+    RedisTaskWriter(url, queue="celery", time_limits=(settings.CELERY_TASK_TIME_LIMIT, settings.CELERY_TASK_SOFT_TIME_LIMIT),
+                    batch_size=2).publish([42, 43])
     ours = json.loads(client.rpop("celery"))
+    assert client.llen("celery") == 0  # two ids, one message
     client.flushdb()
     assert ours.keys() == theirs.keys()
     assert ours["headers"].keys() == theirs["headers"].keys() and ours["properties"].keys() == theirs["properties"].keys()
@@ -85,3 +87,14 @@ def test_the_message_is_the_one_celery_writes():
         assert ours["properties"][key] == theirs["properties"][key], key
     assert json.loads(base64.b64decode(ours["body"])) == json.loads(base64.b64decode(theirs["body"]))
     assert ours["content-type"] == theirs["content-type"] and ours["content-encoding"] == theirs["content-encoding"]
+
+
+def test_the_writer_puts_up_to_batch_size_ids_in_each_message():
+    writer = RedisTaskWriter("redis://127.0.0.1:6379/14", queue="celery", time_limits=(120, 90), batch_size=3)
+    pushed = []
+    writer.client = type("Client", (), {"lpush": lambda self, queue, *messages: pushed.extend(messages)})()
+    writer.publish(list(range(1, 8)))
+    bodies = [json.loads(base64.b64decode(json.loads(message)["body"]))[0][0] for message in pushed]
+    argsreprs = [json.loads(message)["headers"]["argsrepr"] for message in pushed]
+    assert bodies == [[1, 2, 3], [4, 5, 6], [7]]
+    assert argsreprs == ["([1, 2, 3],)", "([4, 5, 6],)", "([7],)"]

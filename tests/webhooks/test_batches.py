@@ -1,0 +1,117 @@
+"""Processing several events in one task (process_webhook_events): each event keeps its own outcome."""
+
+from decimal import Decimal
+
+import pytest
+
+from billing.constants import InvoiceStatus
+from billing.models import Balance
+from tests.factories import InvoiceFactory, ProviderSettingFactory
+from tests.helpers import make_charge, make_event
+from webhooks import services, tasks
+from webhooks.models import EventStatus, WebhookEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def stored(setting, event) -> int:
+    """In the test's transaction the on-commit enqueue never runs: the event waits in the inbox like in a burst."""
+    event_id, created = services.store_event(setting, event)
+    assert created
+    return event_id
+
+
+def missing_charge_event(charge_id: str) -> dict:
+    return make_event("payment_intent.succeeded", {"id": f"pi_{charge_id}", "object": "payment_intent", "status": "succeeded",
+                                                   "latest_charge": charge_id, "metadata": {}})
+
+
+def test_a_batch_gives_every_event_its_own_outcome(setting, fake_stripe, settings):
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    invoices = [InvoiceFactory(amount="100.00", currency="EUR") for _ in range(3)]
+    paid = [stored(setting, make_event("charge.succeeded", make_charge(metadata={"invoice_id": str(invoice.pk)}, created=1_700_000_000 + n)))
+            for n, invoice in enumerate(invoices)]
+    other_setting = ProviderSettingFactory()
+    ignored = stored(setting, make_event("charge.succeeded", make_charge(metadata={"provider_setting_id": str(other_setting.pk)})))
+    # Stripe refuses one charge for good (404) and fails once on another (500): the first fails at once,
+    # the second continues alone in process_webhook_event and succeeds on its retry.
+    fake_stripe.inject("GET", "/v1/charges/ch_gone", status=404, times=5,
+                       body={"error": {"type": "invalid_request_error", "message": "No such charge"}})
+    refused = stored(setting, missing_charge_event("ch_gone"))
+    late_invoice = InvoiceFactory(amount="40.00", currency="EUR")
+    flaky_charge = make_charge(amount=4000, metadata={"invoice_id": str(late_invoice.pk)})
+    fake_stripe.objects[flaky_charge["id"]] = flaky_charge  # what GET /v1/charges/<id> answers
+    fake_stripe.inject("GET", f"/v1/charges/{flaky_charge['id']}", status=500, times=1)
+    flaky = stored(setting, missing_charge_event(flaky_charge["id"]))
+
+    result = tasks.process_webhook_events.apply(args=[[*paid, ignored, refused, flaky]])
+
+    assert result.successful(), result.traceback
+    events = {event.pk: event for event in WebhookEvent.objects.all()}
+    assert [(events[pk].status, events[pk].attempts) for pk in paid] == [(EventStatus.PROCESSED, 1)] * 3
+    assert (events[ignored].status, events[ignored].attempts) == (EventStatus.IGNORED, 1)
+    assert (events[refused].status, events[refused].attempts) == (EventStatus.FAILED, 1)
+    assert "No such charge" in events[refused].last_error
+    assert (events[flaky].status, events[flaky].attempts) == (EventStatus.PROCESSED, 2)  # failed once, retried alone
+    assert sorted(Balance.objects.values_list("amount", flat=True)) == [Decimal("-100.00")] * 3 + [Decimal("-40.00")]
+    for invoice in [*invoices, late_invoice]:
+        invoice.refresh_from_db()
+        assert invoice.status == InvoiceStatus.PAID
+
+
+def test_a_redelivered_batch_does_nothing_twice(setting):
+    invoice = InvoiceFactory(amount="100.00", currency="EUR")
+    event_id = stored(setting, make_event("charge.succeeded", make_charge(metadata={"invoice_id": str(invoice.pk)})))
+    tasks.process_webhook_events.apply(args=[[event_id]])
+    tasks.process_webhook_events.apply(args=[[event_id, event_id]])  # the same message again, an id twice
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.attempts) == (EventStatus.PROCESSED, 1)
+    assert Balance.objects.count() == 1
+
+
+def test_a_batch_past_its_time_budget_hands_the_rest_to_new_tasks(setting, monkeypatch):
+    monkeypatch.setattr(tasks, "BATCH_BUDGET_SECONDS", -1)  # already past the budget before the first event
+    invoices = [InvoiceFactory(amount="100.00", currency="EUR") for _ in range(3)]
+    ids = [stored(setting, make_event("charge.succeeded", make_charge(metadata={"invoice_id": str(invoice.pk)}))) for invoice in invoices]
+    assert tasks.process_webhook_events.apply(args=[ids]).get() == 0  # this task processed none itself
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {EventStatus.PROCESSED}  # the new tasks did (in-process)
+    assert Balance.objects.count() == 3
+
+
+def test_finishing_a_batch_records_each_outcome_in_few_statements(setting, django_assert_max_num_queries):
+    ids = [stored(setting, make_event("charge.succeeded", make_charge())) for _ in range(30)]
+    outcomes = {event_id: (EventStatus.PROCESSED, "") for event_id in ids[:-2]}
+    outcomes[ids[-2]] = (EventStatus.FAILED, "ValueError: bad")
+    outcomes[ids[-1]] = (EventStatus.IGNORED, "")
+    with django_assert_max_num_queries(3):
+        services.finish_events(outcomes)
+    rows = dict(WebhookEvent.objects.values_list("id", "status"))
+    assert rows == {event_id: status for event_id, (status, _) in outcomes.items()}
+    assert WebhookEvent.objects.get(pk=ids[-2]).last_error == "ValueError: bad"
+    assert set(WebhookEvent.objects.values_list("attempts", flat=True)) == {1}
+
+
+def test_requeue_publishes_batches(setting, settings, celery_conf):
+    """With a real broker the requeue sends one task per WEBHOOK_TASK_BATCH_SIZE events."""
+    import base64
+    import json
+
+    import redis
+
+    url = "redis://127.0.0.1:6379/14"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    celery_conf(task_always_eager=False, broker_url=url)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.WEBHOOK_TASK_BATCH_SIZE = 4
+    ids = [stored(setting, make_event("charge.succeeded", make_charge())) for _ in range(10)]
+    WebhookEvent.objects.update(received_at="2020-01-01T00:00:00Z")
+    try:
+        assert services.requeue_stale_events() == 10
+        messages = [json.loads(message) for message in client.lrange("celery", 0, -1)]
+    finally:
+        client.flushdb()
+    assert {message["headers"]["task"] for message in messages} == {"webhooks.tasks.process_webhook_events"}
+    batches = [json.loads(base64.b64decode(message["body"]))[0][0] for message in messages]
+    assert sorted(map(len, batches)) == [2, 4, 4]
+    assert sorted(event_id for batch in batches for event_id in batch) == sorted(ids)
