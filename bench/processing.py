@@ -35,12 +35,14 @@ def run(env: dict, *, quick: bool = False) -> dict:
     payments = 20 if quick else 400
     setting = ProviderSettingFactory(name=f"bench-processing-{time.time_ns()}")
     expected: dict[int, Decimal] = {}
+    expected_status: dict[str, str] = {}  # charge id -> the transaction's end status
     events = []
     for index in range(payments):
         invoice = InvoiceFactory(amount=Decimal("100.00"))
         kind = ("card", "sepa_ok", "sepa_fail", "refund")[index % 4]
         metadata = {"invoice_id": str(invoice.pk)}
         charge = make_charge(metadata=metadata, status="succeeded", created=1_700_000_000 + index)
+        expected_status[charge["id"]] = "failed" if kind == "sepa_fail" else "succeeded"
         if kind == "card":
             events.append(make_event("charge.succeeded", charge))
             expected[invoice.pk] = Decimal("-100")
@@ -81,6 +83,10 @@ def run(env: dict, *, quick: bool = False) -> dict:
     for invoice in Invoice.objects.filter(pk__in=expected):
         linked = sum((b.amount for b in Balance.objects.filter(invoice=invoice)), Decimal("0"))
         mismatches += linked != expected[invoice.pk]
+    from payments.models import PaymentTransaction
+
+    transactions = dict(PaymentTransaction.objects.filter(provider_setting=setting).values_list("charge_id", "status"))
+    mismatches += sum(1 for charge_id, status in expected_status.items() if transactions.get(charge_id) != status)
     processed = statuses.get(EventStatus.PROCESSED, 0)
     # Worker start-up is not processing: the events finished after the first finish instant, over the time since
     # (a task records its batch's outcomes together, so all of the first batch share that instant).
@@ -99,7 +105,7 @@ def check(result: dict) -> list[str]:
     if result["processed"] != result["events"]:
         problems.append(f"processing: {result['events'] - result['processed']} events not processed")
     if result["balance_mismatches"]:
-        problems.append(f"processing: {result['balance_mismatches']} invoices with unexpected balances")
+        problems.append(f"processing: {result['balance_mismatches']} invoices or transactions not in the expected end state")
     return problems
 
 
@@ -111,5 +117,5 @@ def table(result: dict) -> str:
         f"events {result['events']}, processed {result['processed']}, failed {result['failed']}, in {result['seconds']} s",
         f"events/s per worker process: {result['events_per_second_per_worker']} "
         f"({ratio:.1f}x the 25 events/s of a synchronous refetching handler; target >= 5x)",
-        f"invoices whose balances differ from the expected end state: {result['balance_mismatches']}",
+        f"invoices or charge transactions that differ from the expected end state: {result['balance_mismatches']}",
     ])

@@ -180,8 +180,11 @@ def sync_charge(setting, charge: dict, *, event_created: datetime | None = None,
                 _book(setting, tx, facts, raw=charge, pending=facts.status == TransactionStatus.PENDING)
                 tx.booked_at = timezone.now()
                 booked_confirmed = facts.status != TransactionStatus.PENDING
-            if facts.status == TransactionStatus.SUCCEEDED and not booked_confirmed:  # just booked confirmed: nothing pending
-                confirm_payment_balances(provider_setting=setting, transaction_number=facts.charge_id)
+            if facts.status == TransactionStatus.SUCCEEDED:
+                # Nothing can be pending when the payment was just booked confirmed, or when the transaction already
+                # succeeded (its balances were confirmed in the transaction that said so): skip the UPDATE then.
+                if not booked_confirmed and tx.status != TransactionStatus.SUCCEEDED:
+                    confirm_payment_balances(provider_setting=setting, transaction_number=facts.charge_id)
                 if tx.status == TransactionStatus.PENDING:
                     tx.status = TransactionStatus.SUCCEEDED
         tx.save()

@@ -118,6 +118,13 @@ def test_unmatched_payment_becomes_one_open_payment_entry(setting, deliver_all):
     assert not Balance.objects.exists()
 
 
+def test_a_charge_that_arrives_succeeded_makes_its_transaction_succeeded(setting, invoice, deliver_all):
+    """No pending step (a card): the one event books the payment confirmed and the transaction says succeeded."""
+    deliver_all([make_event("charge.succeeded", make_charge(metadata={"invoice_id": str(invoice.pk)}))])
+    assert PaymentTransaction.objects.get().status == TransactionStatus.SUCCEEDED
+    assert Balance.objects.get().status == BalanceStatus.CONFIRMED
+
+
 def test_payment_in_another_currency_becomes_a_payment_entry(setting, invoice, deliver_all):
     charge = make_charge(currency="usd", metadata={"invoice_id": str(invoice.pk)})
     deliver_all([make_event("charge.succeeded", charge)])
