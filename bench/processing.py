@@ -32,7 +32,7 @@ def run(env: dict, *, quick: bool = False) -> dict:
     from webhooks.services import store_event
 
     flush_broker(env)
-    payments = 20 if quick else 400
+    payments = 20 if quick else int(os.environ.get("BENCH_PAYMENTS", "400"))
     setting = ProviderSettingFactory(name=f"bench-processing-{time.time_ns()}")
     expected: dict[int, Decimal] = {}
     expected_status: dict[str, str] = {}  # charge id -> the transaction's end status

@@ -20,7 +20,13 @@ from django.utils import timezone
 from billing.constants import BalanceStatus, PaymentEntryKind
 from billing.models import Invoice, PaymentEntry
 from billing.money import MoneyError, from_minor_units
-from billing.services import book_payment_in_transaction, confirm_payment_balances, delete_payment_balances_in_transaction
+from billing.services import (
+    book_payment_in_transaction,
+    confirm_payment_balances,
+    delete_payment_balances_in_transaction,
+    lock_invoice_with_account,
+)
+from billing.sql import changed_fields, columns, field_values, from_row, update_fields
 from payments.constants import MethodType, TransactionStatus
 from payments.models import PaymentAttempt, PaymentTransaction
 
@@ -91,10 +97,12 @@ def upsert_and_lock_transaction(setting, facts: ChargeFacts) -> PaymentTransacti
                                    currency=facts.currency, method_type=facts.method_type, charge_created=facts.created)
     fields = [field for field in PaymentTransaction._meta.concrete_fields if not field.primary_key]
     values = [field.get_db_prep_save(field.pre_save(candidate, add=True), connection) for field in fields]
-    table, columns = PaymentTransaction._meta.db_table, [field.column for field in fields]
-    sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(values))}) "  # noqa: S608 - model names
-           "ON CONFLICT (charge_id) DO UPDATE SET charge_id = EXCLUDED.charge_id RETURNING *")
-    return next(iter(PaymentTransaction.objects.raw(sql, values)))  # raw() maps the returned row onto the model
+    table, names = PaymentTransaction._meta.db_table, [field.column for field in fields]
+    sql = (f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(values))}) "  # noqa: S608 - model names
+           f"ON CONFLICT (charge_id) DO UPDATE SET charge_id = EXCLUDED.charge_id RETURNING {columns(PaymentTransaction)}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return from_row(PaymentTransaction, cursor.fetchone())
 
 
 def match_invoice(facts: ChargeFacts) -> Invoice | None:
@@ -112,7 +120,7 @@ def match_invoice(facts: ChargeFacts) -> Invoice | None:
             )
     if not invoice_id:
         return None
-    return Invoice.objects.select_for_update(of=("self",)).select_related("account").filter(pk=int(invoice_id)).first()
+    return lock_invoice_with_account(int(invoice_id))
 
 
 def _book(setting, tx: PaymentTransaction, facts: ChargeFacts, *, raw: dict, pending: bool) -> None:
@@ -153,6 +161,7 @@ def sync_charge(setting, charge: dict, *, event_created: datetime | None = None,
         tx = upsert_and_lock_transaction(setting, facts)
         if tx.status == TransactionStatus.FAILED:
             return tx  # final
+        as_read = field_values(tx)
         fields = {"payment_intent_id": tx.payment_intent_id or facts.payment_intent_id,
                   "payment_method_id": facts.payment_method_id or tx.payment_method_id,
                   "method_type": facts.method_type or tx.method_type, "charge_created": facts.created or tx.charge_created,
@@ -187,7 +196,9 @@ def sync_charge(setting, charge: dict, *, event_created: datetime | None = None,
                     confirm_payment_balances(provider_setting=setting, transaction_number=facts.charge_id)
                 if tx.status == TransactionStatus.PENDING:
                     tx.status = TransactionStatus.SUCCEEDED
-        tx.save()
+        changed = changed_fields(tx, as_read)
+        if changed:  # a redelivered or stale event changes nothing and writes nothing
+            update_fields(tx, [*changed, "updated_at"])
         return tx
 
 

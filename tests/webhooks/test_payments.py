@@ -125,6 +125,14 @@ def test_a_charge_that_arrives_succeeded_makes_its_transaction_succeeded(setting
     assert Balance.objects.get().status == BalanceStatus.CONFIRMED
 
 
+@pytest.mark.parametrize("invoice_id", ["0", "99999999999999999999999", "12abc"])
+def test_a_payment_naming_no_possible_invoice_is_an_unmatched_entry(setting, invoice, deliver_all, invoice_id):
+    deliver_all([make_event("charge.succeeded", make_charge(metadata={"invoice_id": invoice_id}))])
+    assert PaymentEntry.objects.get().kind == PaymentEntryKind.UNMATCHED_PAYMENT
+    assert not Balance.objects.exists()
+    assert WebhookEvent.objects.get().status == EventStatus.PROCESSED
+
+
 def test_payment_in_another_currency_becomes_a_payment_entry(setting, invoice, deliver_all):
     charge = make_charge(currency="usd", metadata={"invoice_id": str(invoice.pk)})
     deliver_all([make_event("charge.succeeded", charge)])
