@@ -180,6 +180,9 @@ WEBHOOK_PUBLISH_LINGER_MS = int(os.environ.get("WEBHOOK_PUBLISH_LINGER_MS", "20"
 # Up to this many events per processing task: a burst is drained without paying Celery's per-task work per event
 # (each event still has its own transaction and outcome). 1 gives one task per event.
 WEBHOOK_TASK_BATCH_SIZE = max(1, int(os.environ.get("WEBHOOK_TASK_BATCH_SIZE", "20")))
+# Event processing commits without waiting for the disk flush; a lost commit is replayed from the inbox
+# (why that is safe: webhooks.services.replayable_commits). false waits for every flush.
+WEBHOOK_ASYNC_COMMIT = env_bool("WEBHOOK_ASYNC_COMMIT", True)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"

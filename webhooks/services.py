@@ -11,11 +11,12 @@ import hmac
 import json
 import logging
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import orjson
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -276,6 +277,35 @@ def process_event(event_id: int) -> str | None:
     status = process_claimed_event(event)
     finish_event(event.pk, status)
     return status
+
+
+@contextmanager
+def replayable_commits():
+    """Event processing commits without waiting for its WAL flush (PostgreSQL's synchronous_commit = off).
+
+    Safe because processing can be replayed from the inbox: a crash of PostgreSQL can lose at most the last
+    few hundred milliseconds of commits, and the WAL is flushed in order, so an event whose balances were lost
+    also lost its later `processed` mark: it is still `received` and beat enqueues it again. Nothing durable
+    can depend on a lost commit either: any synchronous commit (a refund by finance staff, a webhook stored
+    by the view) first flushes all the WAL written before it. What the processing tells Stripe (source
+    charges) carries idempotency keys, so a replay repeats nothing. Saves a disk flush per event.
+    Only outside a transaction (the setting is the session's), and only while the block runs.
+    """
+    from django.conf import settings
+
+    if connection.vendor != "postgresql" or not settings.WEBHOOK_ASYNC_COMMIT or connection.in_atomic_block:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
+        except DatabaseError:  # a broken connection: drop it, so no later work inherits the setting
+            connection.close()
 
 
 def process_claimed_event(event: WebhookEvent) -> str:

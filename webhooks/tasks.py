@@ -23,7 +23,8 @@ PERMANENT_ERRORS = (StripeRequestRefused, ValueError, KeyError, TypeError, Attri
 @shared_task(bind=True, name="webhooks.tasks.process_webhook_event", max_retries=MAX_RETRIES, acks_late=True)
 def process_webhook_event(self, event_id: int):
     try:
-        return services.process_event(event_id)
+        with services.replayable_commits():
+            return services.process_event(event_id)
     except PERMANENT_ERRORS as exc:
         logger.error("Webhook event %s cannot be processed: %s: %s", event_id, type(exc).__name__, exc)
         services.finish_event(event_id, EventStatus.FAILED, f"{type(exc).__name__}: {exc}")
@@ -54,8 +55,16 @@ def process_webhook_events(self, event_ids: list[int]):
         events = services.claim_events(event_ids)
     except DatabaseError as exc:
         raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries + 1), 600)) from exc
+    if not events:
+        return 0
     deadline = time.monotonic() + BATCH_BUDGET_SECONDS
     outcomes: dict[int, tuple[str, str]] = {}
+    with services.replayable_commits():
+        _process_batch(events, outcomes, deadline)
+    return len(outcomes)
+
+
+def _process_batch(events, outcomes: dict[int, tuple[str, str]], deadline: float) -> None:
     try:
         for index, event in enumerate(events):
             if time.monotonic() > deadline:
@@ -70,7 +79,6 @@ def process_webhook_events(self, event_ids: list[int]):
                 _retry_alone(event.pk, f"{type(exc).__name__}: {exc}")
     finally:
         services.finish_events(outcomes)
-    return len(outcomes)
 
 
 def _retry_alone(event_id: int, message: str) -> None:

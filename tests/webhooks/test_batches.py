@@ -115,3 +115,35 @@ def test_requeue_publishes_batches(setting, settings, celery_conf):
     batches = [json.loads(base64.b64decode(message["body"]))[0][0] for message in messages]
     assert sorted(map(len, batches)) == [2, 4, 4]
     assert sorted(event_id for batch in batches for event_id in batch) == sorted(ids)
+
+
+def synchronous_commit() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_processing_commits_asynchronously_only_while_it_runs(settings):
+    settings.WEBHOOK_ASYNC_COMMIT = True
+    assert synchronous_commit() == "on"
+    with services.replayable_commits():
+        assert synchronous_commit() == "off"
+    assert synchronous_commit() == "on"  # the next task on this connection waits for its flushes again
+    with pytest.raises(ZeroDivisionError), services.replayable_commits():
+        1 / 0
+    assert synchronous_commit() == "on"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_asynchronous_commit_can_be_turned_off_and_never_applies_inside_a_transaction(settings):
+    from django.db import transaction
+
+    settings.WEBHOOK_ASYNC_COMMIT = False
+    with services.replayable_commits():
+        assert synchronous_commit() == "on"
+    settings.WEBHOOK_ASYNC_COMMIT = True
+    with transaction.atomic(), services.replayable_commits():  # the caller's transaction keeps its durability
+        assert synchronous_commit() == "on"
