@@ -9,8 +9,47 @@ from __future__ import annotations
 from functools import cache
 
 from django.db import connection
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 SQLITE_CHUNK = 500  # below SQLite's limit on parameters per statement
+
+
+class _PreparedExecute:
+    def _execute(self, sql, params, *ignored_wrapper_args):
+        self.db.validate_no_broken_transaction()
+        with self.db.wrap_database_errors:
+            return self.cursor.execute(sql, params, prepare=True)
+
+
+class _PreparedCursor(_PreparedExecute, CursorWrapper):
+    pass
+
+
+class _PreparedDebugCursor(_PreparedExecute, CursorDebugWrapper):
+    pass
+
+
+def prepared_cursor():
+    """A Django cursor (error translation, execute wrappers, query logging) whose statements PostgreSQL binds and
+    keeps prepared on the connection: a webhook's 4 KB payload is not quoted into the SQL text in Python, and the
+    server does not parse and plan the same statement for every webhook. For the few statements every webhook
+    runs. Django's own cursor elsewhere: other databases, or DB_PREPARED_STATEMENTS=false (a pooler in transaction
+    mode without prepared-statement support).
+
+    Without Django's per-request health check (a `SELECT 1` round trip, as long as the insert it protects):
+    a connection that died fails the statement instead, and the callers recover — the webhook view retries
+    its idempotent insert once on a new connection, and tasks are retried."""
+    from django.conf import settings
+
+    if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        raw = ServerBindingCursor(connection.connection)
+    return (_PreparedDebugCursor if connection.queries_logged else _PreparedCursor)(raw, connection)
 
 
 def id_batches(ids: list[int]) -> list[tuple[str, list]]:

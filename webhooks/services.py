@@ -20,7 +20,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing.sql import id_batches
+from billing.sql import id_batches, prepared_cursor
 from webhooks.models import EventStatus, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def store_event(setting, event: dict, raw_body: bytes | str | None = None) -> tu
         raw_body = raw_body.decode("utf-8")
     params = [setting.pk, event["id"], account_id or "", event["type"], bool(event.get("livemode")),
               str(event.get("api_version") or "")[:50], stripe_created(event), timezone.now(), raw_body, EventStatus.RECEIVED]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(INSERT_EVENT_SQL, params)
         row = cursor.fetchone()
     if row is None:

@@ -3,7 +3,7 @@
 import logging
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, OperationalError, connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -22,6 +22,19 @@ DUPLICATE = b'{"status": 200, "reason": "duplicate", "duplicate": true}'
 
 def answer(status: int, reason: str, **extra) -> JsonResponse:
     return JsonResponse({"status": status, "reason": reason, **extra}, status=status)
+
+
+def store_with_one_reconnect(setting, event: dict, body: bytes):
+    """Store the event; if the connection had died (PostgreSQL restarted), once more on a new one. The insert is
+    idempotent, so the retry is safe, and it replaces the health check Django would run before every request."""
+    try:
+        return store_event(setting, event, raw_body=body)
+    except OperationalError:
+        if connection.in_atomic_block:
+            raise
+        logger.info("Database connection lost while storing a webhook; retrying once on a new connection.")
+        connection.close()
+        return store_event(setting, event, raw_body=body)
 
 
 @csrf_exempt
@@ -55,7 +68,7 @@ def stripe_webhook(request, webhook_id):
             event = parse_event(body, setting=setting)
         except (SignatureError, InvalidEvent) as exc:
             return answer(400, str(exc))
-        event_id, created = store_event(setting, event, raw_body=body)
+        event_id, created = store_with_one_reconnect(setting, event, body)
     except DatabaseError:
         logger.warning("Database unavailable while receiving a webhook; answering 503 so Stripe retries.")
         return answer(503, "database unavailable, retry later")

@@ -186,3 +186,37 @@ def test_a_setting_with_stored_events_cannot_be_deleted(client, setting):
     with pytest.raises(ProtectedError):
         setting.delete()
     assert WebhookEvent.objects.filter(provider_setting=setting).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_that_died_is_replaced_without_failing_the_webhook(client, setting):
+    """No health check per webhook: a dead connection (PostgreSQL restarted) fails the insert, which is retried
+    once on a new connection, so Stripe still gets its 200 and the event is stored once."""
+    from django.db import connection
+
+    first = make_event("customer.created", {"id": "cus_1", "object": "customer"})
+    assert post_event(client, setting, first).status_code == 200
+    connection.ensure_connection()
+    connection.connection.close()  # behind Django's back, as a server restart would
+    second = make_event("customer.created", {"id": "cus_2", "object": "customer"})
+    response = post_event(client, setting, second)
+    assert response.status_code == 200 and response.json()["reason"] == "stored"
+    assert sorted(WebhookEvent.objects.values_list("stripe_event_id", flat=True)) == sorted([first["id"], second["id"]])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_stays_down_answers_503_so_stripe_retries(client, setting, settings):
+    from django.db import connection
+
+    post_event(client, setting, make_event("customer.created", {"id": "cus_1", "object": "customer"}))
+    connection.ensure_connection()
+    connection.connection.close()
+    original = dict(connection.settings_dict)
+    connection.settings_dict["PORT"] = "1"  # nothing listens there: the reconnect fails too
+    try:
+        response = post_event(client, setting, make_event("customer.created", {"id": "cus_2", "object": "customer"}))
+    finally:
+        connection.settings_dict.update(original)
+        connection.close()
+    assert response.status_code == 503
+    assert WebhookEvent.objects.count() == 1
