@@ -2,17 +2,16 @@
 
 from decimal import Decimal
 
-from django.db import connection
 from django.db.models import QuerySet
 
 from billing.constants import BalanceType
 from billing.models import Balance, Invoice
-from billing.sql import converted
+from billing.sql import converted, prepared_cursor
 
 
 def open_amount(invoice: Invoice) -> Decimal:
     """Invoice amount plus the balances linked to it (0 means settled). Plain SQL: every booked payment asks."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(OPEN_AMOUNT_SQL, [invoice.pk])
         linked = cursor.fetchone()[0]
     return invoice.amount + (converted(Balance, "amount", linked) if linked is not None else Decimal("0"))

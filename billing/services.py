@@ -18,7 +18,7 @@ from billing.constants import BalanceStatus, BalanceType, InvoiceKind, InvoiceSt
 from billing.models import Account, Balance, Invoice, PaymentEntry
 from billing.money import MoneyError, format_amount, normalize_currency, validate_precision
 from billing.selectors import open_amount
-from billing.sql import columns, from_row, id_batches, insert, update_fields
+from billing.sql import columns, from_row, id_batches, insert, prepared_cursor, update_fields
 
 BIGINT_MAX = 2**63 - 1
 
@@ -44,7 +44,7 @@ def lock_invoice_with_account(invoice_id: int) -> Invoice | None:
     lock = " FOR UPDATE OF i" if connection.features.has_select_for_update_of else ""
     sql = (f"SELECT {columns(Invoice, 'i')}, {columns(Account, 'a')} FROM {invoice_table} i "  # noqa: S608 - model names
            f"JOIN {account_table} a ON a.id = i.account_id WHERE i.id = %s{lock}")
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [invoice_id])
         row = cursor.fetchone()
     if row is None:

@@ -77,7 +77,7 @@ def update_fields(instance, names) -> None:
     values = [field.get_db_prep_save(field.pre_save(instance, add=False), connection) for field in fields]
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    with connection.cursor() as cursor:  # names from the model, values are parameters
+    with prepared_cursor() as cursor:  # names from the model, values are parameters
         cursor.execute(f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s",  # noqa: S608
                        [*values, meta.pk.get_db_prep_value(instance.pk, connection)])
 
@@ -88,7 +88,7 @@ def insert(instance):
     fields = [field for field in meta.concrete_fields if not field.primary_key]
     values = [field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields]
     quote = connection.ops.quote_name
-    with connection.cursor() as cursor:  # names from the model, values are parameters
+    with prepared_cursor() as cursor:  # names from the model, values are parameters
         cursor.execute(f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "  # noqa: S608
                        f"VALUES ({', '.join(['%s'] * len(values))}) RETURNING {quote(meta.pk.column)}", values)
         instance.pk = cursor.fetchone()[0]
@@ -115,8 +115,8 @@ def field_values(instance) -> dict:
 
 
 def columns(model, alias: str = "", names: tuple[str, ...] | None = None) -> str:
-    """The model's concrete columns in field order (or the named fields'), for a SELECT or RETURNING whose rows go to
-    from_row() with the same names."""
+    """The model's concrete columns (or the named fields'), in the model's field order, for a SELECT or RETURNING
+    whose rows go to from_row() with the same names."""
     prefix = f"{alias}." if alias else ""
     return ", ".join(prefix + connection.ops.quote_name(field.column) for field in _fields(model, names))
 
@@ -134,7 +134,9 @@ def from_row(model, values, names: tuple[str, ...] | None = None):
 
 @cache
 def _fields(model, names: tuple[str, ...] | None) -> list:
-    return list(model._meta.concrete_fields) if names is None else [model._meta.get_field(name) for name in names]
+    """The named concrete fields (all when None) in the model's field order, which Model.from_db() expects."""
+    named = None if names is None else {model._meta.get_field(name) for name in names}
+    return [field for field in model._meta.concrete_fields if named is None or field in named]
 
 
 @cache

@@ -20,7 +20,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing.sql import id_batches, prepared_cursor
+from billing.sql import columns, from_row, id_batches, prepared_cursor
 from webhooks.models import EventStatus, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ def replay_events(event_ids) -> int:
 
 
 CLAIM_FIELDS = ("id", "provider_setting_id", "type", "status", "stripe_created", "payload")
-CLAIM_SQL = f"SELECT {', '.join(CLAIM_FIELDS)} FROM {WebhookEvent._meta.db_table} WHERE id "  # noqa: S608 - model names
+CLAIM_SQL = f"SELECT {columns(WebhookEvent, names=CLAIM_FIELDS)} FROM {WebhookEvent._meta.db_table} WHERE id "  # noqa: S608 - model names
 FINISH_SQL = (f"UPDATE {WebhookEvent._meta.db_table} SET status = %s, last_error = %s, processed_at = %s,"  # noqa: S608 - model names
               " attempts = attempts + 1 WHERE id ")
 DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
@@ -233,10 +233,11 @@ def claim_events(event_ids) -> list[WebhookEvent]:
     from providers.selectors import setting_by_id
 
     events = []
-    for condition, params in id_batches(sorted(set(event_ids))):
-        # raw() maps the rows with the fields' converters (datetimes, on SQLite too).
-        events += [event for event in WebhookEvent.objects.raw(CLAIM_SQL + condition + " ORDER BY id", params)
-                   if event.status not in DONE]
+    with prepared_cursor() as cursor:
+        for condition, params in id_batches(sorted(set(event_ids))):
+            cursor.execute(CLAIM_SQL + condition + " ORDER BY id", params)
+            events += [event for event in (from_row(WebhookEvent, row, CLAIM_FIELDS) for row in cursor.fetchall())
+                       if event.status not in DONE]
     for event in events:
         event.provider_setting = setting_by_id(event.provider_setting_id)  # cached per process (saves a join per event)
     return events
@@ -259,7 +260,7 @@ def finish_events(outcomes: dict[int, tuple[str, str]]) -> None:
     for event_id, (status, error) in outcomes.items():
         by_outcome.setdefault((status, error[:4000]), []).append(event_id)
     now = timezone.now()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         for (status, error), ids in by_outcome.items():
             for condition, params in id_batches(ids):
                 cursor.execute(FINISH_SQL + condition, [status, error, now, *params])

@@ -26,7 +26,7 @@ from billing.services import (
     delete_payment_balances_in_transaction,
     lock_invoice_with_account,
 )
-from billing.sql import changed_fields, columns, field_values, from_row, update_fields
+from billing.sql import changed_fields, columns, field_values, from_row, prepared_cursor, update_fields
 from payments.constants import MethodType, TransactionStatus
 from payments.models import PaymentAttempt, PaymentTransaction
 
@@ -100,7 +100,7 @@ def upsert_and_lock_transaction(setting, facts: ChargeFacts) -> PaymentTransacti
     table, names = PaymentTransaction._meta.db_table, [field.column for field in fields]
     sql = (f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(values))}) "  # noqa: S608 - model names
            f"ON CONFLICT (charge_id) DO UPDATE SET charge_id = EXCLUDED.charge_id RETURNING {columns(PaymentTransaction)}")
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, values)
         return from_row(PaymentTransaction, cursor.fetchone())
 

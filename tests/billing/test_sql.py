@@ -54,6 +54,16 @@ def test_from_row_with_named_fields_defers_the_others():
 
 
 @pytest.mark.django_db
+def test_named_fields_come_in_the_model_order_whatever_order_they_are_named_in():
+    invoice = InvoiceFactory(amount="7.00", currency="EUR")
+    names = ("status", "currency", "id", "amount")  # not the model's order
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns(Invoice, names=names)} FROM billing_invoice WHERE id = %s", [invoice.pk])  # noqa: S608
+        ours = from_row(Invoice, cursor.fetchone(), names=names)
+    assert (ours.pk, ours.amount, ours.currency, ours.status) == (invoice.pk, Decimal("7.00"), "EUR", invoice.status)
+
+
+@pytest.mark.django_db
 def test_insert_and_update_fields_write_what_save_writes():
     invoice = InvoiceFactory(amount="50.00", currency="EUR")
     balance = insert(Balance(account=invoice.account, invoice=invoice, type="payment", amount="-20.00", currency="EUR",
