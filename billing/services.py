@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -40,12 +41,8 @@ def lock_invoice_with_account(invoice_id: int) -> Invoice | None:
     None when there is no such invoice (an id beyond the column's range included: it comes from Stripe metadata)."""
     if not 0 < invoice_id <= BIGINT_MAX:
         return None
-    invoice_table, account_table = (connection.ops.quote_name(model._meta.db_table) for model in (Invoice, Account))
-    lock = " FOR UPDATE OF i" if connection.features.has_select_for_update_of else ""
-    sql = (f"SELECT {columns(Invoice, 'i')}, {columns(Account, 'a')} FROM {invoice_table} i "  # noqa: S608 - model names
-           f"JOIN {account_table} a ON a.id = i.account_id WHERE i.id = %s{lock}")
     with prepared_cursor() as cursor:
-        cursor.execute(sql, [invoice_id])
+        cursor.execute(_invoice_with_account_sql(connection.vendor), [invoice_id])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -53,6 +50,14 @@ def lock_invoice_with_account(invoice_id: int) -> Invoice | None:
     invoice = from_row(Invoice, row[:split])
     invoice.account = from_row(Account, row[split:])
     return invoice
+
+
+@cache
+def _invoice_with_account_sql(vendor: str) -> str:
+    invoice_table, account_table = (connection.ops.quote_name(model._meta.db_table) for model in (Invoice, Account))
+    lock = " FOR UPDATE OF i" if connection.features.has_select_for_update_of else ""
+    return (f"SELECT {columns(Invoice, 'i')}, {columns(Account, 'a')} FROM {invoice_table} i "  # noqa: S608 - model names
+            f"JOIN {account_table} a ON a.id = i.account_id WHERE i.id = %s{lock}")
 
 
 def recompute_invoice_status(invoice: Invoice, *, known_open_amount: Decimal | None = None) -> Invoice:
@@ -284,8 +289,11 @@ def delete_payment_balances_in_transaction(*, provider_setting, transaction_numb
     candidates = Balance.objects.filter(
         type=BalanceType.PAYMENT, provider_setting=provider_setting, transaction_number=transaction_number, locked=False
     )
-    invoice_ids = sorted({invoice_id for invoice_id in candidates.values_list("invoice_id", flat=True) if invoice_id})
-    invoices = lock_invoices(invoice_ids)  # invoices before balances: the project's lock order
+    # Invoices before balances (the project's lock order), found and locked in one statement. The webhook path holds
+    # the charge's transaction row, so no balance of this charge can appear or move meanwhile.
+    invoices = {invoice.id: invoice for invoice in Invoice.objects.select_for_update()
+                .filter(id__in=candidates.exclude(invoice=None).values("invoice_id")).order_by("id")}
+    invoice_ids = sorted(invoices)
     ids = list(candidates.select_for_update().order_by("id").values_list("id", flat=True))  # id order, as lock_balance_rows
     if not ids:
         return []

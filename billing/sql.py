@@ -117,6 +117,11 @@ def field_values(instance) -> dict:
 def columns(model, alias: str = "", names: tuple[str, ...] | None = None) -> str:
     """The model's concrete columns (or the named fields'), in the model's field order, for a SELECT or RETURNING
     whose rows go to from_row() with the same names."""
+    return _columns(model, alias, names, connection.vendor)
+
+
+@cache
+def _columns(model, alias: str, names: tuple[str, ...] | None, vendor: str) -> str:
     prefix = f"{alias}." if alias else ""
     return ", ".join(prefix + connection.ops.quote_name(field.column) for field in _fields(model, names))
 

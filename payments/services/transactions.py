@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -95,14 +96,20 @@ def upsert_and_lock_transaction(setting, facts: ChargeFacts) -> PaymentTransacti
     """
     candidate = PaymentTransaction(charge_id=facts.charge_id, provider_setting=setting, payment_intent_id=facts.payment_intent_id,
                                    currency=facts.currency, method_type=facts.method_type, charge_created=facts.created)
-    fields = [field for field in PaymentTransaction._meta.concrete_fields if not field.primary_key]
-    values = [field.get_db_prep_save(field.pre_save(candidate, add=True), connection) for field in fields]
-    table, names = PaymentTransaction._meta.db_table, [field.column for field in fields]
-    sql = (f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(values))}) "  # noqa: S608 - model names
-           f"ON CONFLICT (charge_id) DO UPDATE SET charge_id = EXCLUDED.charge_id RETURNING {columns(PaymentTransaction)}")
+    values = [field.get_db_prep_save(field.pre_save(candidate, add=True), connection) for field in _INSERTED_FIELDS]
     with prepared_cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(_upsert_sql(connection.vendor), values)
         return from_row(PaymentTransaction, cursor.fetchone())
+
+
+_INSERTED_FIELDS = [field for field in PaymentTransaction._meta.concrete_fields if not field.primary_key]
+
+
+@cache
+def _upsert_sql(vendor: str) -> str:
+    names = ", ".join(field.column for field in _INSERTED_FIELDS)
+    return (f"INSERT INTO {PaymentTransaction._meta.db_table} ({names}) VALUES ({', '.join(['%s'] * len(_INSERTED_FIELDS))}) "  # noqa: S608
+            f"ON CONFLICT (charge_id) DO UPDATE SET charge_id = EXCLUDED.charge_id RETURNING {columns(PaymentTransaction)}")
 
 
 def match_invoice(facts: ChargeFacts) -> Invoice | None:
