@@ -82,16 +82,24 @@ def update_fields(instance, names) -> None:
                        [*values, meta.pk.get_db_prep_value(instance.pk, connection)])
 
 
-def insert(instance):
-    """INSERT one new instance (what Model.save() does for a new row, without compiling a query); sets its pk."""
+def insert(instance, *, unless_conflict: bool = False):
+    """INSERT one new instance (what Model.save() does for a new row, without compiling a query); sets its pk.
+
+    With unless_conflict, a row that would break a unique constraint is not written and None is returned
+    (ON CONFLICT DO NOTHING: no error, so the caller's transaction goes on).
+    """
     meta = type(instance)._meta
     fields = [field for field in meta.concrete_fields if not field.primary_key]
     values = [field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields]
     quote = connection.ops.quote_name
+    conflict = " ON CONFLICT DO NOTHING" if unless_conflict else ""
     with prepared_cursor() as cursor:  # names from the model, values are parameters
         cursor.execute(f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "  # noqa: S608
-                       f"VALUES ({', '.join(['%s'] * len(values))}) RETURNING {quote(meta.pk.column)}", values)
-        instance.pk = cursor.fetchone()[0]
+                       f"VALUES ({', '.join(['%s'] * len(values))}){conflict} RETURNING {quote(meta.pk.column)}", values)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instance.pk = row[0]
     instance._state.adding, instance._state.db = False, connection.alias
     return instance
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 from billing.constants import BalanceStatus, BalanceType, LockReason, PaymentEntryKind
 from billing.models import Balance, PaymentEntry
 from billing.money import MoneyError, format_amount, from_minor_units, normalize_currency, to_decimal, validate_precision
-from billing.sql import id_batches
+from billing.sql import changed_fields, field_values, id_batches, insert, update_fields
 from payments.selectors import lock_transaction
 from payments.services.transactions import stripe_time
 from providers.stripe import gateway
@@ -160,22 +160,30 @@ def _result_of(request: RefundRequest) -> RefundResult:
 
 def apply_refund_request(request: RefundRequest, stripe_refund: dict) -> RefundResult:
     """Write the refund's balances once (SPEC §8 rules 2-6, 8), whoever comes first: service or webhook."""
-    status = STRIPE_REFUND_STATUS.get(stripe_refund.get("status") or "", RefundStatus.PENDING)
     with transaction.atomic():
         lock_transaction(request.charge_id)  # lock order: transaction -> balances
         request = RefundRequest.objects.select_for_update().select_related("provider_setting").get(pk=request.pk)
-        if request.applied_at is None:
-            refund_balances, payment_balances = _write_plan(request, stripe_refund)
-            request.applied_at = timezone.now()
-        else:
-            refund_balances, payment_balances = [], []
-        request.stripe_refund_id = stripe_refund.get("id") or request.stripe_refund_id
-        request.stripe_created = stripe_time(stripe_refund.get("created")) or request.stripe_created
-        if request.status not in (RefundStatus.FAILED, RefundStatus.CANCELED):  # failed and canceled are final
-            request.status = status
-        request.save()
-        if status in (RefundStatus.FAILED, RefundStatus.CANCELED):
-            _record_failed_refund(request, stripe_refund, status)
+        return _apply_locked_request(request, stripe_refund)
+
+
+def _apply_locked_request(request: RefundRequest, stripe_refund: dict) -> RefundResult:
+    """The body of apply_refund_request, in its transaction, with the charge's transaction and the request locked."""
+    status = STRIPE_REFUND_STATUS.get(stripe_refund.get("status") or "", RefundStatus.PENDING)
+    as_read = field_values(request)
+    if request.applied_at is None:
+        refund_balances, payment_balances = _write_plan(request, stripe_refund)
+        request.applied_at = timezone.now()
+    else:
+        refund_balances, payment_balances = [], []
+    request.stripe_refund_id = stripe_refund.get("id") or request.stripe_refund_id
+    request.stripe_created = stripe_time(stripe_refund.get("created")) or request.stripe_created
+    if request.status not in (RefundStatus.FAILED, RefundStatus.CANCELED):  # failed and canceled are final
+        request.status = status
+    changed = changed_fields(request, as_read)
+    if changed:  # a redelivered event changes nothing and writes nothing
+        update_fields(request, [*changed, "updated_at"])
+    if status in (RefundStatus.FAILED, RefundStatus.CANCELED):
+        _record_failed_refund(request, stripe_refund, status)
     if refund_balances:
         return RefundResult(request=request, refund_balances=refund_balances, payment_balances=payment_balances)
     return _result_of(request)
@@ -345,21 +353,29 @@ def apply_stripe_refund(setting, refund: dict) -> RefundRequest | None:
         if ours.isdigit():
             request = RefundRequest.objects.filter(pk=int(ours), charge_id=charge_id).first()
     if request is None:
-        request = _dashboard_request(setting, refund, refund_id, charge_id)
+        return apply_dashboard_refund(setting, refund, refund_id, charge_id)
     return apply_refund_request(request, refund).request
 
 
-def _dashboard_request(setting, refund: dict, refund_id: str, charge_id: str) -> RefundRequest:
+def apply_dashboard_refund(setting, refund: dict, refund_id: str, charge_id: str) -> RefundRequest:
+    """A refund made outside this service (Stripe Dashboard): its request is written and applied in one transaction.
+
+    Two deliveries of the same refund at once are serialised by the charge's lock; the second finds the request
+    (INSERT ... ON CONFLICT DO NOTHING returns nothing) and applies nothing twice.
+    """
     currency = normalize_currency(refund.get("currency") or "")
-    try:
-        with transaction.atomic():
-            return RefundRequest.objects.create(
-                balance=None, provider_setting=setting, charge_id=charge_id, currency=currency,
-                amount=from_minor_units(int(refund.get("amount") or 0), currency), source=RefundSource.DASHBOARD,
-                idempotency_key=f"dashboard-{refund_id}", stripe_refund_id=refund_id,
-            )
-    except IntegrityError:  # a concurrent delivery created it
-        return RefundRequest.objects.get(stripe_refund_id=refund_id)
+    candidate = RefundRequest(
+        balance=None, provider_setting=setting, charge_id=charge_id, currency=currency,
+        amount=from_minor_units(int(refund.get("amount") or 0), currency), source=RefundSource.DASHBOARD,
+        idempotency_key=f"dashboard-{refund_id}", stripe_refund_id=refund_id,
+    )
+    with transaction.atomic():
+        lock_transaction(charge_id)  # lock order: transaction -> request -> balances
+        request = insert(candidate, unless_conflict=True)
+        if request is None:  # written before (a redelivery, or another event of the same refund)
+            request = RefundRequest.objects.select_for_update().get(stripe_refund_id=refund_id)
+        request.provider_setting = setting
+        return _apply_locked_request(request, refund).request
 
 
 # --- Repair ----------------------------------------------------------------------------------------

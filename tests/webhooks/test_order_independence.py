@@ -114,3 +114,46 @@ def test_two_deliveries_of_one_event_at_the_same_instant_store_it_once(setting, 
         thread.join()
     assert statuses == [200, 200]
     assert WebhookEvent.objects.count() == 1
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_two_events_of_one_dashboard_refund_processed_at_once_refund_once(setting, invoice, client, celery_conf):
+    """charge.refunded and refund.created of the same Dashboard refund, on two workers at the same instant: one
+    refund request, one refund balance (the charge's lock serialises them; the second finds the request)."""
+    from refunds.models import RefundRequest
+    from tests.helpers import make_charge
+
+    charge = make_charge(amount=10000, metadata={"invoice_id": str(invoice.pk)})
+    refund = {"id": "re_dash1", "object": "refund", "amount": 4000, "currency": "eur", "charge": charge["id"], "status": "succeeded",
+              "created": 1_700_000_900, "metadata": {}}
+    celery_conf(task_always_eager=False, broker_url="redis://127.0.0.1:6390/0")  # keep the events in the inbox
+    assert post_event(client, setting, make_event("charge.succeeded", charge)).status_code == 200
+    services.process_event(WebhookEvent.objects.get().pk)
+    refunded = {**charge, "amount_refunded": 4000, "refunds": {"object": "list", "data": [refund], "has_more": False}}
+    for event in (make_event("charge.refunded", refunded, api_version="2019-02-19"), make_event("refund.created", {**refund, "charge": refunded})):
+        assert post_event(client, setting, event).status_code == 200
+    event_ids = list(WebhookEvent.objects.filter(status="received").values_list("id", flat=True))
+    assert len(event_ids) == 2
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def work(event_id):
+        barrier.wait()
+        try:
+            services.process_event(event_id)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(event_id,)) for event_id in event_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert RefundRequest.objects.count() == 1
+    refunds = Balance.objects.filter(type="refund")
+    assert [balance.amount for balance in refunds] == [Decimal("40.00")]
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
