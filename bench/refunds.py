@@ -1,6 +1,6 @@
 """Refunds at scale: refunding a payment split into N balances; time and SQL queries for N = 1, 10, 100, 1000.
 
-Sizes are interleaved in rounds and the median of the paired ratios is reported (see run()).
+Sizes are interleaved in 11 rounds and the median of the paired ratios is reported (see run()).
 Stripe is the project's fake Stripe server on 127.0.0.1 (an HTTP round trip, like the real thing).
 """
 
@@ -62,7 +62,7 @@ def run(env: dict, *, quick: bool = False) -> dict:
 
         first, amount, _ = prepare(1)
         refund_payment_balance(first, amount=amount)  # warm-up: connections, compiled queries, the Stripe client
-        repeats = 1 if quick else 7
+        repeats = 1 if quick else 11
         sizes = (1, 10, 100) if quick else (1, 10, 100, 1000)
         timings: dict[int, list[float]] = {n: [] for n in sizes}
         # Rounds interleave the sizes (1, 10, 100, 1000, 1, 10, ...): the machine's speed drifts within minutes, and
