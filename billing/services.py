@@ -18,8 +18,8 @@ from django.utils import timezone
 from billing.constants import BalanceStatus, BalanceType, InvoiceKind, InvoiceStatus
 from billing.models import Account, Balance, Invoice, PaymentEntry
 from billing.money import MoneyError, format_amount, normalize_currency, validate_precision
-from billing.selectors import open_amount
-from billing.sql import columns, from_row, id_batches, insert, prepared_cursor, update_fields
+from billing.selectors import OPEN_AMOUNT_SQL, open_amount
+from billing.sql import columns, converted, from_row, id_batches, insert, update_fields
 
 BIGINT_MAX = 2**63 - 1
 
@@ -36,20 +36,34 @@ def lock_invoices(invoice_ids: Iterable[int]) -> dict[int, Invoice]:
     return {invoice.id: invoice for invoice in Invoice.objects.select_for_update().filter(id__in=ids).order_by("id")}
 
 
-def lock_invoice_with_account(invoice_id: int) -> Invoice | None:
-    """One invoice row-locked, with its account (select_related's join, without compiling a query: the webhook hot path).
-    None when there is no such invoice (an id beyond the column's range included: it comes from Stripe metadata)."""
+def lock_invoice_for_payment(invoice_id: int) -> tuple[Invoice, Decimal] | None:
+    """One invoice row-locked, with its account and its open amount: what booking a payment needs, in one round trip.
+    None when there is no such invoice (an id beyond the column's range included: it comes from Stripe metadata).
+
+    On PostgreSQL the lock and the SUM travel as two statements of one query: the SUM starts after the lock is
+    granted, with a snapshot of its own, so it counts every balance committed before (a SUM inside the locking
+    SELECT would use the snapshot taken before waiting for the lock).
+    """
     if not 0 < invoice_id <= BIGINT_MAX:
         return None
-    with prepared_cursor() as cursor:
-        cursor.execute(_invoice_with_account_sql(connection.vendor), [invoice_id])
-        row = cursor.fetchone()
+    with connection.cursor() as cursor:  # client-side binding: several statements in one query
+        if connection.vendor == "postgresql":
+            cursor.execute(f"{_invoice_with_account_sql(connection.vendor)}; {OPEN_AMOUNT_SQL}", [invoice_id, invoice_id])
+            row = cursor.fetchone()
+            cursor.nextset()
+            linked = cursor.fetchone()[0]
+        else:
+            cursor.execute(_invoice_with_account_sql(connection.vendor), [invoice_id])
+            row = cursor.fetchone()
+            linked = None
     if row is None:
         return None
     split = len(Invoice._meta.concrete_fields)
     invoice = from_row(Invoice, row[:split])
     invoice.account = from_row(Account, row[split:])
-    return invoice
+    if connection.vendor != "postgresql":
+        return invoice, open_amount(invoice)
+    return invoice, invoice.amount + (converted(Balance, "amount", linked) if linked is not None else Decimal("0"))
 
 
 @cache
@@ -178,6 +192,7 @@ def book_payment_in_transaction(
     provider_setting=None,
     status: str = BalanceStatus.CONFIRMED,
     invoice_is_locked: bool = False,
+    open_amount_under_lock: Decimal | None = None,
 ) -> list[Balance]:
     """Book money received (`amount` > 0) as payment balance(s).
 
@@ -202,7 +217,7 @@ def book_payment_in_transaction(
             invoice = lock_invoices([invoice.pk])[invoice.pk]
         _check_same_account_and_currency(invoice, account, currency)
         if invoice.kind == InvoiceKind.INVOICE and invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.PAID):
-            open_before = open_amount(invoice)
+            open_before = open_amount(invoice) if open_amount_under_lock is None or not invoice_is_locked else open_amount_under_lock
             linkable = max(open_before, Decimal("0"))
     common = {"account": account, "type": BalanceType.PAYMENT, "currency": currency, "date": date,
               "transaction_number": transaction_number, "provider_setting": provider_setting, "status": status}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cache
 
 from django.db import connection, transaction
@@ -25,7 +26,7 @@ from billing.services import (
     book_payment_in_transaction,
     confirm_payment_balances,
     delete_payment_balances_in_transaction,
-    lock_invoice_with_account,
+    lock_invoice_for_payment,
 )
 from billing.sql import changed_fields, columns, field_values, from_row, prepared_cursor, update_fields
 from payments.constants import MethodType, TransactionStatus
@@ -112,9 +113,10 @@ def _upsert_sql(vendor: str) -> str:
             f"ON CONFLICT (charge_id) DO UPDATE SET charge_id = EXCLUDED.charge_id RETURNING {columns(PaymentTransaction)}")
 
 
-def match_invoice(facts: ChargeFacts) -> Invoice | None:
-    """The invoice this charge pays, row-locked (after the transaction row, as the lock order says), so booking
-    need not lock it again: by `metadata.invoice_id`, else through the PaymentIntent's other charges or attempt."""
+def match_invoice(facts: ChargeFacts) -> tuple[Invoice, Decimal] | None:
+    """The invoice this charge pays, row-locked (after the transaction row, as the lock order says) and with its open
+    amount, so booking need not lock or sum again: by `metadata.invoice_id`, else through the PaymentIntent's other
+    charges or attempt."""
     invoice_id = str(facts.metadata.get("invoice_id") or "")
     if not invoice_id.isdigit():
         invoice_id = ""
@@ -127,7 +129,7 @@ def match_invoice(facts: ChargeFacts) -> Invoice | None:
             )
     if not invoice_id:
         return None
-    return lock_invoice_with_account(int(invoice_id))
+    return lock_invoice_for_payment(int(invoice_id))
 
 
 def _book(setting, tx: PaymentTransaction, facts: ChargeFacts, *, raw: dict, pending: bool) -> None:
@@ -135,7 +137,8 @@ def _book(setting, tx: PaymentTransaction, facts: ChargeFacts, *, raw: dict, pen
         amount = from_minor_units(facts.amount_minor, facts.currency)
     except MoneyError:
         amount = None
-    invoice = match_invoice(facts)  # locked
+    matched = match_invoice(facts)  # locked, with its open amount
+    invoice, open_now = matched if matched else (None, None)
     if amount is None or amount <= 0:
         kind, error, invoice = PaymentEntryKind.OTHER, f"Stripe charge with an unusable amount or currency ({facts.currency}).", None
     elif invoice is None:
@@ -148,6 +151,7 @@ def _book(setting, tx: PaymentTransaction, facts: ChargeFacts, *, raw: dict, pen
             account=invoice.account, invoice=invoice, amount=amount, currency=facts.currency,
             date=facts.created or timezone.now(), transaction_number=facts.charge_id, provider_setting=setting,
             status=BalanceStatus.PENDING if pending else BalanceStatus.CONFIRMED, invoice_is_locked=True,
+            open_amount_under_lock=open_now,
         )
         tx.invoice, tx.account = invoice, invoice.account
         return

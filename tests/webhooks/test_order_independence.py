@@ -157,3 +157,43 @@ def test_two_events_of_one_dashboard_refund_processed_at_once_refund_once(settin
     refunds = Balance.objects.filter(type="refund")
     assert [balance.amount for balance in refunds] == [Decimal("40.00")]
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_two_payments_of_one_invoice_processed_at_once_never_link_more_than_it_is_open(setting, client, celery_conf):
+    """Two charges of 60.00 for an invoice of 100.00 on two workers at the same instant: the second to lock the
+    invoice sees the first's balance (its open-amount SUM runs after the lock), links 40.00 and books 20.00 unlinked."""
+    from billing.constants import InvoiceStatus
+    from tests.helpers import make_charge
+
+    invoice = InvoiceFactory(amount=Decimal("100.00"), currency="EUR")
+    celery_conf(task_always_eager=False, broker_url="redis://127.0.0.1:6390/0")  # keep the events in the inbox
+    for _ in range(2):
+        charge = make_charge(amount=6000, metadata={"invoice_id": str(invoice.pk)})
+        assert post_event(client, setting, make_event("charge.succeeded", charge)).status_code == 200
+    event_ids = list(WebhookEvent.objects.values_list("id", flat=True))
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def work(event_id):
+        barrier.wait()
+        try:
+            services.process_event(event_id)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(event_id,)) for event_id in event_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    linked = sorted(balance.amount for balance in Balance.objects.filter(invoice=invoice))
+    unlinked = [balance.amount for balance in Balance.objects.filter(invoice=None)]
+    assert linked == [Decimal("-60.00"), Decimal("-40.00")]
+    assert unlinked == [Decimal("-20.00")]
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.PAID
