@@ -89,6 +89,7 @@ def _load(requests_path: str, concurrency: int, seconds: float) -> dict:
                             cwd=ROOT, capture_output=True, text=True, check=True)
     result = json.loads(output.stdout.strip().splitlines()[-1])
     latencies = sorted(result.pop("latencies_ms"))
+    result["latencies_ms"] = latencies  # pooled per level by summarize(), then dropped
     result["rps"] = result["count"] / result["elapsed"] if result["elapsed"] else 0.0
     result["p50_ms"] = percentile(latencies, 50)
     result["p95_ms"] = percentile(latencies, 95)
@@ -162,6 +163,10 @@ def summarize(level: dict) -> dict:
     p99_ratios = [service["p99_ms"] / baseline["p99_ms"] for baseline, service in zip(level["baseline"], level["service"], strict=True)
                   if baseline["p99_ms"]]
     non_2xx = sum(count for run in level["service"] for status, count in run["statuses"].items() if not status.startswith("2"))
+    # The p99 of every request of all rounds: a single stall of the machine (hundreds of ms, in either target's
+    # rounds: see rounds_p99_ms) decides a 2.5-s round's own p99, but is one of many stalls in the pooled tail.
+    pooled = {target: sorted(latency for run in level[target] for latency in run.pop("latencies_ms")) for target in ("baseline", "service")}
+    pooled_p99 = {target: percentile(values, 99) for target, values in pooled.items()}
     return {
         "baseline_rps": median("baseline", "rps"),
         "service_rps": median("service", "rps"),
@@ -169,8 +174,12 @@ def summarize(level: dict) -> dict:
         "baseline_p50_ms": median("baseline", "p50_ms"), "service_p50_ms": median("service", "p50_ms"),
         "baseline_p95_ms": median("baseline", "p95_ms"), "service_p95_ms": median("service", "p95_ms"),
         "baseline_p99_ms": median("baseline", "p99_ms"), "service_p99_ms": median("service", "p99_ms"),
-        "p99_ratio": statistics.median(p99_ratios) if p99_ratios else 0.0,
+        "p99_ratio_of_rounds": statistics.median(p99_ratios) if p99_ratios else 0.0,
+        "baseline_pooled_p99_ms": pooled_p99["baseline"], "service_pooled_p99_ms": pooled_p99["service"],
+        "p99_ratio": pooled_p99["service"] / pooled_p99["baseline"] if pooled_p99["baseline"] else 0.0,
         "rounds_rps": [[round(baseline["rps"]), round(service["rps"])] for baseline, service in zip(level["baseline"], level["service"], strict=True)],
+        "rounds_p99_ms": [[round(baseline["p99_ms"], 1), round(service["p99_ms"], 1)]
+                          for baseline, service in zip(level["baseline"], level["service"], strict=True)],
         "service_non_2xx": non_2xx,
         "service_errors": sum(run["errors"] for run in level["service"]),
     }
@@ -189,13 +198,16 @@ def check(result: dict) -> list[str]:
 
 def table(result: dict) -> str:
     lines = ["Webhook ingest (gunicorn, 2 sync workers; medians of interleaved runs; ratio = service / baseline)",
-             f"{'conc':>4} {'base rps':>9} {'svc rps':>9} {'ratio':>6} {'base p50':>9} {'svc p50':>8} {'base p99':>9} {'svc p99':>8} {'p99 ratio':>9}  target"]
+             "(p99 = over all requests of all rounds; 'rounds' = median of the rounds' own p99 ratios, swayed by single stalls)",
+             f"{'conc':>4} {'base rps':>9} {'svc rps':>9} {'ratio':>6} {'base p50':>9} {'svc p50':>8} {'base p99':>9} {'svc p99':>8} {'p99 ratio':>9}"
+             f" {'rounds':>6}  target"]
     for concurrency, level in result["levels"].items():
         ok = level["throughput_ratio"] >= 0.8 and level["p99_ratio"] <= 1.5
         lines.append(
             f"{concurrency:>4} {level['baseline_rps']:>9.0f} {level['service_rps']:>9.0f} {level['throughput_ratio']:>6.2f} "
-            f"{level['baseline_p50_ms']:>8.1f}ms {level['service_p50_ms']:>6.1f}ms {level['baseline_p99_ms']:>8.1f}ms "
-            f"{level['service_p99_ms']:>6.1f}ms {level['p99_ratio']:>9.2f}  {'met' if ok else 'MISSED'} (>=0.8x, p99<=1.5x)"
+            f"{level['baseline_p50_ms']:>8.1f}ms {level['service_p50_ms']:>6.1f}ms {level['baseline_pooled_p99_ms']:>8.1f}ms "
+            f"{level['service_pooled_p99_ms']:>6.1f}ms {level['p99_ratio']:>9.2f} {level['p99_ratio_of_rounds']:>6.2f}  "
+            f"{'met' if ok else 'MISSED'} (>=0.8x, p99<=1.5x)"
         )
     lines.append(f"events stored: {result['events_stored']}, each distinct event exactly once: {result['stored_exactly_once']}")
     return "\n".join(lines)
