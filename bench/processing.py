@@ -28,13 +28,56 @@ def run(env: dict, *, quick: bool = False) -> dict:
 
     rounds = 1 if quick else int(os.environ.get("BENCH_PROCESSING_ROUNDS", "3"))
     payments = 20 if quick else int(os.environ.get("BENCH_PAYMENTS", "400"))
-    results = [drain_once(env, payments) for _ in range(rounds)]
+    # The target compares with one web process's ingest rate. The machine's speed drifts within minutes, so each
+    # drain is paired with an ingest measurement taken right after it (the ingest benchmark's service endpoint,
+    # concurrency 16, 2 gunicorn workers: half of it is one web process), and the median paired ratio is reported.
+    results, web_rates = [], []
+    with IngestProbe(env) as probe:
+        for _ in range(rounds):
+            results.append(drain_once(env, payments))
+            web_rates.append(probe.per_web_process(seconds=1.0 if quick else 3.0))
     rates = [result["events_per_second_per_worker"] for result in results]
+    paired = [rate / web for rate, web in zip(rates, web_rates, strict=True) if web]
     return {"events": sum(r["events"] for r in results), "processed": sum(r["processed"] for r in results),
             "failed": sum(r["failed"] for r in results), "seconds": round(sum(r["seconds"] for r in results), 2),
             "balance_mismatches": sum(r["balance_mismatches"] for r in results), "rounds": results,
             "events_per_second_per_worker": statistics.median(rates), "rounds_events_per_second": rates,
+            "rounds_web_process_ingest_per_second": [round(rate, 1) for rate in web_rates],
+            "vs_one_web_process_paired": round(statistics.median(paired), 2) if paired else 0.0,
             "reference_events_per_second": SCALE_REFERENCE, "batch_size": settings.WEBHOOK_TASK_BATCH_SIZE}
+
+
+class IngestProbe:
+    """gunicorn (2 sync workers) serving the webhook endpoint, to measure one web process's ingest rate on demand."""
+
+    def __init__(self, env: dict):
+        self.env = env
+
+    def __enter__(self):
+        from bench.common import start_gunicorn, wait_http
+        from tests.factories import ProviderSettingFactory
+
+        self.setting = ProviderSettingFactory(name=f"bench-probe-{time.time_ns()}")
+        self.port = 19000 + os.getpid() % 1000
+        self.server = start_gunicorn(self.port, self.env)
+        wait_http(f"http://127.0.0.1:{self.port}/healthz")
+        return self
+
+    def per_web_process(self, *, seconds: float) -> float:
+        from bench.ingest import _load, _requests_file, build_events
+        from tests.factories import TEST_WEBHOOK_SECRET
+
+        url = f"http://127.0.0.1:{self.port}/webhooks/stripe/{self.setting.webhook_id}/"
+        path = _requests_file(url, build_events(3000), TEST_WEBHOOK_SECRET)
+        try:
+            result = _load(path, 16, seconds)
+        finally:
+            os.unlink(path)
+        time.sleep(0.5)  # the web processes' publishers finish before the next drain empties the queue
+        return result["rps"] / 2
+
+    def __exit__(self, *exc):
+        stop_process(self.server)
 
 
 def drain_once(env: dict, payments: int) -> dict:
@@ -131,5 +174,7 @@ def table(result: dict) -> str:
         f"in {result['seconds']} s",
         f"events/s per worker process: {result['events_per_second_per_worker']} (median; rounds {result.get('rounds_events_per_second')}) "
         f"({ratio:.1f}x the 25 events/s of a synchronous refetching handler; target >= 5x)",
+        f"one web process ingests {result.get('rounds_web_process_ingest_per_second')} events/s right after each drain: "
+        f"median paired ratio {result.get('vs_one_web_process_paired')} (target >= 0.5)",
         f"invoices or charge transactions that differ from the expected end state: {result['balance_mismatches']}",
     ])
