@@ -120,6 +120,7 @@ class Stack:
                     "LOG_LEVEL": "ERROR", "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false"}
         self.redis = self.web = None
         self.workers: list[subprocess.Popen] = []
+        self.killed: list[subprocess.Popen] = []  # killed on purpose by a scenario: not revived
 
     # processes
     def start_redis(self):
@@ -146,7 +147,17 @@ class Stack:
         self.workers.append(worker)
         return worker
 
+    def revive_workers(self) -> int:
+        """Restart workers that died by themselves (kombu's Redis transport can crash the worker with an
+        "Unrecoverable error" when the broker connection drops, celery/kombu#582-like); killed ones stay dead."""
+        dead = [worker for worker in self.workers if worker.poll() is not None and worker not in self.killed]
+        for worker in dead:
+            self.workers.remove(worker)
+            self.start_worker()
+        return len(dead)
+
     def kill_worker(self, worker: subprocess.Popen, sig=signal.SIGKILL):
+        self.killed.append(worker)
         try:
             os.killpg(worker.pid, sig)
         except ProcessLookupError:
@@ -256,6 +267,9 @@ def settle(stack: Stack, report: Report, answered_ok: set[str], acked_invoices: 
     deadline = time.monotonic() + timeout
     state = {}
     while time.monotonic() < deadline:
+        revived = stack.revive_workers()
+        if revived:  # what the process supervisor does in production (docker-compose.yml: restart: unless-stopped)
+            report.note = (report.note + "; " if report.note else "") + f"{revived} worker(s) had died and were restarted"
         stack.manage("requeue_webhook_events", "--older-than", "0")
         time.sleep(2)
         state = run_script(stack, STATE_SCRIPT)
