@@ -4,6 +4,7 @@ import logging
 import time
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import DatabaseError
 
 from providers.stripe.gateway import StripeRequestRefused
@@ -72,6 +73,12 @@ def _process_batch(events, outcomes: dict[int, tuple[str, str]], deadline: float
                 break
             try:
                 outcomes[event.pk] = (services.process_claimed_event(event), "")
+            except SoftTimeLimitExceeded:
+                # The task's time is up (a database or Stripe that hangs): this event and the rest go to new tasks now,
+                # before the hard limit kills the process and the outcomes recorded so far with it.
+                logger.warning("Webhook batch out of time at event %s; %s events handed to new tasks.", event.pk, len(events) - index)
+                services.enqueue_events_now([later.pk for later in events[index:]])
+                break
             except PERMANENT_ERRORS as exc:
                 logger.error("Webhook event %s cannot be processed: %s: %s", event.pk, type(exc).__name__, exc)
                 outcomes[event.pk] = (EventStatus.FAILED, f"{type(exc).__name__}: {exc}")
