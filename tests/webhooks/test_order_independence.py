@@ -18,6 +18,29 @@ from webhooks.models import WebhookEvent
 pytestmark = pytest.mark.django_db
 
 
+def process_at_once(event_ids) -> list[Exception]:
+    """Process each event on its own thread (and database connection), all released at the same instant, as
+    concurrent workers would; returns the errors raised."""
+    barrier = threading.Barrier(len(event_ids))
+    errors = []
+
+    def work(event_id):
+        barrier.wait()
+        try:
+            services.process_event(event_id)
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(event_id,)) for event_id in event_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 def books_by_role(invoices):
     result = {}
     for role, invoice in invoices.items():
@@ -71,24 +94,7 @@ def test_two_workers_processing_one_charges_events_at_once_book_one_balance(sett
     event_ids = list(WebhookEvent.objects.values_list("id", flat=True))
     assert len(event_ids) == 2
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"received"}
-    barrier = threading.Barrier(2)
-    errors = []
-
-    def work(event_id):
-        barrier.wait()
-        try:
-            services.process_event(event_id)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(event_id,)) for event_id in event_ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert process_at_once(event_ids) == []
     balance = Balance.objects.get()
     assert (balance.amount, balance.transaction_number) == (Decimal("-100.00"), pi["latest_charge"])
 
@@ -135,24 +141,7 @@ def test_two_events_of_one_dashboard_refund_processed_at_once_refund_once(settin
         assert post_event(client, setting, event).status_code == 200
     event_ids = list(WebhookEvent.objects.filter(status="received").values_list("id", flat=True))
     assert len(event_ids) == 2
-    barrier = threading.Barrier(2)
-    errors = []
-
-    def work(event_id):
-        barrier.wait()
-        try:
-            services.process_event(event_id)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(event_id,)) for event_id in event_ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert process_at_once(event_ids) == []
     assert RefundRequest.objects.count() == 1
     refunds = Balance.objects.filter(type="refund")
     assert [balance.amount for balance in refunds] == [Decimal("40.00")]
@@ -173,24 +162,7 @@ def test_two_payments_of_one_invoice_processed_at_once_never_link_more_than_it_i
         charge = make_charge(amount=6000, metadata={"invoice_id": str(invoice.pk)})
         assert post_event(client, setting, make_event("charge.succeeded", charge)).status_code == 200
     event_ids = list(WebhookEvent.objects.values_list("id", flat=True))
-    barrier = threading.Barrier(2)
-    errors = []
-
-    def work(event_id):
-        barrier.wait()
-        try:
-            services.process_event(event_id)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(event_id,)) for event_id in event_ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert process_at_once(event_ids) == []
     linked = sorted(balance.amount for balance in Balance.objects.filter(invoice=invoice))
     unlinked = [balance.amount for balance in Balance.objects.filter(invoice=None)]
     assert linked == [Decimal("-60.00"), Decimal("-40.00")]
