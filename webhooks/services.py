@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import orjson
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -137,6 +137,19 @@ def store_event(setting, event: dict, raw_body: bytes | str | None = None) -> tu
         return None, False
     transaction.on_commit(partial(enqueue_event, row[0]))
     return row[0], True
+
+
+def store_event_with_reconnect(setting, event: dict, body: bytes) -> tuple[int | None, bool]:
+    """Store the event; if the connection had died (PostgreSQL restarted), once more on a new one. The insert is
+    idempotent, so the retry is safe, and it replaces the health check Django would run before every request."""
+    try:
+        return store_event(setting, event, raw_body=body)
+    except OperationalError:
+        if connection.in_atomic_block:
+            raise
+        logger.info("Database connection lost while storing a webhook; retrying once on a new connection.")
+        connection.close()
+        return store_event(setting, event, raw_body=body)
 
 
 def enqueue_event(event_id: int) -> bool:

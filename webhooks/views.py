@@ -3,14 +3,14 @@
 import logging
 
 from django.conf import settings
-from django.db import DatabaseError, OperationalError, connection
+from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from providers.crypto import SecretDecryptionError
 from providers.selectors import setting_by_webhook_id
-from webhooks.services import InvalidEvent, SignatureError, parse_event, signing_key_for, store_event, verify_signature_with
+from webhooks.services import InvalidEvent, SignatureError, parse_event, signing_key_for, store_event_with_reconnect, verify_signature_with
 
 logger = logging.getLogger(__name__)
 
@@ -22,19 +22,6 @@ DUPLICATE = b'{"status": 200, "reason": "duplicate", "duplicate": true}'
 
 def answer(status: int, reason: str, **extra) -> JsonResponse:
     return JsonResponse({"status": status, "reason": reason, **extra}, status=status)
-
-
-def store_with_one_reconnect(setting, event: dict, body: bytes):
-    """Store the event; if the connection had died (PostgreSQL restarted), once more on a new one. The insert is
-    idempotent, so the retry is safe, and it replaces the health check Django would run before every request."""
-    try:
-        return store_event(setting, event, raw_body=body)
-    except OperationalError:
-        if connection.in_atomic_block:
-            raise
-        logger.info("Database connection lost while storing a webhook; retrying once on a new connection.")
-        connection.close()
-        return store_event(setting, event, raw_body=body)
 
 
 @csrf_exempt
@@ -68,7 +55,7 @@ def stripe_webhook(request, webhook_id):
             event = parse_event(body, setting=setting)
         except (SignatureError, InvalidEvent) as exc:
             return answer(400, str(exc))
-        event_id, created = store_with_one_reconnect(setting, event, body)
+        event_id, created = store_event_with_reconnect(setting, event, body)
     except DatabaseError:
         logger.warning("Database unavailable while receiving a webhook; answering 503 so Stripe retries.")
         return answer(503, "database unavailable, retry later")
