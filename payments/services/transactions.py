@@ -27,6 +27,7 @@ from billing.services import (
     confirm_payment_balances,
     delete_payment_balances_in_transaction,
     lock_invoice_for_payment,
+    resolve_payment_entries_of_failed_charge,
 )
 from billing.sql import changed_fields, columns, field_values, from_row, prepared_cursor, update_fields
 from payments.constants import MethodType, TransactionStatus
@@ -191,8 +192,7 @@ def sync_charge(setting, charge: dict, *, event_created: datetime | None = None,
 
         if facts.status == TransactionStatus.FAILED:
             delete_payment_balances_in_transaction(provider_setting=setting, transaction_number=facts.charge_id)
-            PaymentEntry.objects.filter(transaction_number=facts.charge_id, stripe_refund_id=None, status="open").update(
-                status="resolved", resolved_at=timezone.now(), last_error=f"Payment failed: {facts.failure_message}")
+            resolve_payment_entries_of_failed_charge(transaction_number=facts.charge_id, failure=facts.failure_message)
             tx.status, tx.last_error = TransactionStatus.FAILED, facts.failure_message or "The payment failed."
         else:
             booked_confirmed = False

@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from billing import services
@@ -180,3 +181,47 @@ def test_resolve_payment_entry_into_an_unlocked_payment_balance():
     assert entry.status == "resolved" and entry.resolved_balance == balance
     with pytest.raises(services.BillingError, match="already resolved"):
         services.resolve_payment_entry(entry, invoice=invoice)
+
+
+def _failed_charge_books(delete):
+    """A charge of 150.00: 100.00 linked to invoice A, the 50.00 surplus split off and assigned to 30.00 of invoice B (the
+    assignment splits it again), a locked part of it disputed, an entry resolved onto one of its balances; another
+    charge's 20.00 on A and an unrelated 70.00 on B stay. Returns what `delete` leaves."""
+    setting = ProviderSettingFactory()
+    invoice_a = InvoiceFactory(amount=Decimal("120.00"))
+    invoice_b = InvoiceFactory(account=invoice_a.account, business_entity=invoice_a.business_entity, amount=Decimal("100.00"))
+    other_a = pay(invoice_a, "20", tx="ch_other", provider_setting=setting)[0]
+    other_b = pay(invoice_b, "70", tx="ch_unrelated", provider_setting=setting)[0]
+    linked, surplus = pay(invoice_a, "150", tx="ch_failed", provider_setting=setting)
+    assigned = services.assign_balance(surplus, document=invoice_b)
+    kept = Balance.objects.get(transaction_number="ch_failed", invoice=None)
+    _, disputed = services.split_balance(kept, part_amount=Decimal("-5.00"))
+    services.lock_balances([disputed], reason=LockReason.DISPUTED)
+    entry = PaymentEntryFactory(transaction_number="ch_failed", resolved_balance=linked, status="resolved")
+    invoice_a.refresh_from_db(), invoice_b.refresh_from_db()
+    assert (invoice_a.status, invoice_b.status) == (InvoiceStatus.PAID, InvoiceStatus.PAID) and assigned.amount == Decimal("-30.00")
+
+    recomputed = delete(provider_setting=setting, transaction_number="ch_failed")
+
+    invoice_a.refresh_from_db(), invoice_b.refresh_from_db(), entry.refresh_from_db(), disputed.refresh_from_db()
+    left = sorted((b.transaction_number, b.amount, b.invoice_id, b.locked, b.split_from_id) for b in Balance.objects.all())
+    return {"recomputed": recomputed == sorted([invoice_a.pk, invoice_b.pk]), "statuses": (invoice_a.status, invoice_b.status),
+            "open": (open_amount(invoice_a), open_amount(invoice_b)), "entry_balance": entry.resolved_balance_id,
+            "left": left == sorted([("ch_other", other_a.amount, invoice_a.pk, False, None),
+                                    ("ch_unrelated", other_b.amount, invoice_b.pk, False, None),
+                                    ("ch_failed", Decimal("-5.00"), None, True, None)])}
+
+
+@pytest.mark.parametrize("delete", [services.delete_payment_balances, services._delete_payment_balances_portable],
+                         ids=["postgresql", "portable"])
+def test_a_failed_charge_removes_its_unlocked_balances_wherever_they_went_and_reopens_every_invoice(delete):
+    """The one-round-trip PostgreSQL statement and the portable path (the demo's SQLite) leave the same books: the
+    charge's unlocked balances gone on both invoices, the disputed part kept but detached, the entry's link cleared."""
+    if delete is services._delete_payment_balances_portable:
+        def delete(*, provider_setting, transaction_number, portable=services._delete_payment_balances_portable):
+            with transaction.atomic():
+                return portable(provider_setting, transaction_number)
+    assert _failed_charge_books(delete) == {
+        "recomputed": True, "statuses": (InvoiceStatus.OPEN, InvoiceStatus.OPEN), "open": (Decimal("100.00"), Decimal("30.00")),
+        "entry_balance": None, "left": True,
+    }

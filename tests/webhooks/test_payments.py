@@ -9,7 +9,7 @@ from billing.constants import BalanceStatus, InvoiceStatus, PaymentEntryKind
 from billing.models import Balance, PaymentEntry
 from payments.constants import TransactionStatus
 from payments.models import PaymentTransaction
-from tests.factories import InvoiceFactory, ProviderSettingFactory
+from tests.factories import InvoiceFactory, PaymentEntryFactory, ProviderSettingFactory
 from tests.helpers import make_charge, make_event
 from webhooks.models import EventStatus, WebhookEvent
 
@@ -116,6 +116,19 @@ def test_unmatched_payment_becomes_one_open_payment_entry(setting, deliver_all):
     entry = PaymentEntry.objects.get()
     assert (entry.kind, entry.transaction_number, entry.amount) == (PaymentEntryKind.UNMATCHED_PAYMENT, charge["id"], Decimal("-100.00"))
     assert not Balance.objects.exists()
+
+
+def test_a_failed_unmatched_debit_resolves_its_open_entry_and_leaves_refund_entries_alone(setting, deliver_all):
+    """The money of an unmatched SEPA debit never arrived: finance has nothing left to decide on its entry."""
+    charge = make_charge(metadata={}, status="pending")
+    deliver_all([make_event("charge.pending", charge)])
+    refund_entry = PaymentEntryFactory(transaction_number=charge["id"], stripe_refund_id="re_1", kind=PaymentEntryKind.REFUND_FAILED)
+    deliver_all([make_event("charge.failed", {**charge, "status": "failed", "failure_message": "insufficient funds"})])
+    entry = PaymentEntry.objects.get(stripe_refund_id=None)
+    assert (entry.kind, entry.status, entry.last_error) == (PaymentEntryKind.UNMATCHED_PAYMENT, "resolved", "Payment failed: insufficient funds")
+    assert entry.resolved_at is not None
+    refund_entry.refresh_from_db()
+    assert (refund_entry.status, refund_entry.resolved_at) == ("open", None)
 
 
 def test_a_charge_that_arrives_succeeded_makes_its_transaction_succeeded(setting, invoice, deliver_all):
