@@ -22,7 +22,7 @@ from django.utils import timezone
 from billing.constants import BalanceStatus, BalanceType, LockReason, PaymentEntryKind
 from billing.models import Balance, PaymentEntry
 from billing.money import MoneyError, format_amount, from_minor_units, normalize_currency, to_decimal, validate_precision
-from billing.sql import changed_fields, field_values, id_batches, insert, update_fields
+from billing.sql import changed_fields, columns, field_values, from_row, id_batches, insert, prepared_cursor, update_fields
 from payments.selectors import lock_transaction
 from payments.services.transactions import stripe_time
 from providers.stripe import gateway
@@ -159,8 +159,9 @@ def _result_of(request: RefundRequest) -> RefundResult:
 
 
 def apply_refund_request(request: RefundRequest, stripe_refund: dict) -> RefundResult:
-    """Write the refund's balances once (SPEC §8 rules 2-6, 8), whoever comes first: service or webhook."""
-    with transaction.atomic():
+    """Write the refund's balances once (SPEC §8 rules 2-6, 8), whoever comes first: service or webhook.
+    In the caller's transaction if there is one (no savepoint: an error aborts it as a whole)."""
+    with transaction.atomic(savepoint=False):
         lock_transaction(request.charge_id)  # lock order: transaction -> balances
         request = RefundRequest.objects.select_for_update().select_related("provider_setting").get(pk=request.pk)
         return _apply_locked_request(request, stripe_refund)
@@ -205,14 +206,12 @@ def _write_plan(request: RefundRequest, stripe_refund: dict) -> tuple[Sequence[B
     whole_ids: list[int] = []  # those of them that must still be locked
     for step in plan.steps:
         if step.splits:
-            original = Balance.objects.get(pk=step.balance.pk)  # locked above
-            original.amount += step.refund_amount  # keeps the unrefunded part, stays unlocked
-            original.save(update_fields=["amount"])
-            part = Balance.objects.create(
+            original = _keep_unrefunded_part(step.balance.pk, step.balance.amount + step.refund_amount)  # locked above
+            part = insert(Balance(
                 account_id=original.account_id, invoice_id=original.invoice_id, type=BalanceType.PAYMENT, amount=-step.refund_amount,
                 currency=original.currency, date=original.date, transaction_number=original.transaction_number,
                 provider_setting_id=original.provider_setting_id, split_from=original, status=original.status,
-                locked=True, lock_reason=LockReason.REFUND)
+                locked=True, lock_reason=LockReason.REFUND))
             refunded_ids.append(part.pk)
         else:
             refunded_ids.append(step.balance.pk)
@@ -229,6 +228,16 @@ def _write_plan(request: RefundRequest, stripe_refund: dict) -> tuple[Sequence[B
                 locked=True, lock_reason=LockReason.REFUND).pk)
     refund_ids = insert_refund_balances(refunded_ids, date=date, charge_id=request.charge_id, setting_id=setting.pk, refund_id=refund_id)
     return LazyBalances(refund_ids), LazyBalances(sorted(refunded_ids))
+
+
+def _keep_unrefunded_part(balance_id: int, amount: Decimal) -> Balance:
+    """The split balance keeps `amount`, the part not refunded (it stays unlocked); returns its row as updated.
+    One UPDATE ... RETURNING instead of a read and a write; `amount` is computed in Python, exact on every database."""
+    table = Balance._meta.db_table
+    with prepared_cursor() as cursor:  # names from the model, values are parameters
+        cursor.execute(f"UPDATE {table} SET amount = %s WHERE id = %s RETURNING {columns(Balance)}",  # noqa: S608
+                       [Balance._meta.get_field("amount").get_db_prep_save(amount, connection), balance_id])
+        return from_row(Balance, cursor.fetchone())
 
 
 def lock_for_refund(balance_ids: list[int]) -> None:
@@ -369,7 +378,7 @@ def apply_dashboard_refund(setting, refund: dict, refund_id: str, charge_id: str
         amount=from_minor_units(int(refund.get("amount") or 0), currency), source=RefundSource.DASHBOARD,
         idempotency_key=f"dashboard-{refund_id}", stripe_refund_id=refund_id,
     )
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # in the caller's transaction if there is one (the refund event's)
         lock_transaction(charge_id)  # lock order: transaction -> request -> balances
         request = insert(candidate, unless_conflict=True)
         if request is None:  # written before (a redelivery, or another event of the same refund)

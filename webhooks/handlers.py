@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.db import transaction
+
 from payments.services import disputes, instruments
 from payments.services.checkout import sync_attempt_from_payment_intent
 from payments.services.transactions import belongs_to_other_setting, object_id, record_payment_failure, sync_charge
@@ -130,9 +132,10 @@ def on_charge_refunded(setting, charge: dict, event) -> str | None:
     # Older API versions embed the refunds; newer ones do not: list them (no lock is held here).
     refunds = embedded.get("data", []) if isinstance(embedded, dict) and not embedded.get("has_more") else \
         gateway.list_refunds(setting, charge_id=charge["id"])
-    sync_charge(setting, charge, event_created=_event_created(event))
-    for refund in refunds:
-        apply_stripe_refund(setting, refund)
+    with transaction.atomic():  # the payment and its refunds: one transaction, one commit
+        sync_charge(setting, charge, event_created=_event_created(event))
+        for refund in refunds:
+            apply_stripe_refund(setting, refund)
     return None
 
 
@@ -143,8 +146,9 @@ def on_refund(setting, refund: dict, event) -> str | None:
         return "ignored"
     if belongs_to_other_setting(charge, setting):
         return "ignored"
-    sync_charge(setting, charge, event_created=_event_created(event))
-    apply_stripe_refund(setting, refund)
+    with transaction.atomic():  # the payment and the refund: one transaction, one commit
+        sync_charge(setting, charge, event_created=_event_created(event))
+        apply_stripe_refund(setting, refund)
     return None
 
 

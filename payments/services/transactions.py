@@ -167,9 +167,12 @@ def _book(setting, tx: PaymentTransaction, facts: ChargeFacts, *, raw: dict, pen
 
 
 def sync_charge(setting, charge: dict, *, event_created: datetime | None = None, payment_intent: dict | None = None) -> PaymentTransaction:
-    """Bring the charge's payment up to what `charge` says (upsert, then the state machine)."""
+    """Bring the charge's payment up to what `charge` says (upsert, then the state machine).
+
+    Its own transaction, or the caller's (a refund event books the payment and the refund in one): no savepoint,
+    so an error aborts the caller's transaction as a whole."""
     facts = ChargeFacts.from_charge(charge, payment_intent)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         tx = upsert_and_lock_transaction(setting, facts)
         if tx.status == TransactionStatus.FAILED:
             return tx  # final
