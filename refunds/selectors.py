@@ -9,6 +9,7 @@ from django.db.models import Sum
 
 from billing.constants import BalanceStatus, BalanceType
 from billing.models import Balance
+from billing.sql import columns, converted, from_row, prepared_cursor
 from payments.selectors import transaction_for_charge
 from refunds.models import RefundRequest, RefundStatus
 
@@ -63,6 +64,29 @@ class RefundPlan:
             rows.append({"type": "payment", "amount": -self.overrefund, "locked": True, "invoice": None, "note": "overrefund"})
             rows.append({"type": "refund", "amount": self.overrefund, "locked": True, "invoice": None, "note": "overrefund"})
         return rows
+
+
+def lock_plan_balances(*, provider_setting_id: int, charge_id: str) -> list[PlanBalance]:
+    """plan_balances(charge_payment_balances(...).select_for_update()) as one prepared statement: every refund
+    applies it, webhook or staff (tests/refunds/test_selectors.py checks both read the same rows). In a transaction."""
+    with prepared_cursor() as cursor:
+        cursor.execute(_LOCK_PLAN_BALANCES_SQL, [BalanceType.PAYMENT, provider_setting_id, charge_id, BalanceStatus.CONFIRMED])
+        return [PlanBalance(pk, converted(Balance, "amount", amount), invoice_id) for pk, amount, invoice_id in cursor.fetchall()]
+
+
+_LOCK_PLAN_BALANCES_SQL = (
+    f"SELECT id, amount, invoice_id FROM {Balance._meta.db_table} WHERE type = %s AND provider_setting_id = %s "  # noqa: S608
+    "AND transaction_number = %s AND NOT locked AND status = %s ORDER BY date, id FOR UPDATE"
+)
+
+
+def refund_request_of_stripe_refund(refund_id: str) -> RefundRequest | None:
+    """The request a Stripe refund id was recorded on (unique), as one prepared statement: every refund event asks."""
+    with prepared_cursor() as cursor:
+        cursor.execute(f"SELECT {columns(RefundRequest)} FROM {RefundRequest._meta.db_table} WHERE stripe_refund_id = %s",  # noqa: S608
+                       [refund_id])
+        row = cursor.fetchone()
+    return from_row(RefundRequest, row) if row else None
 
 
 def charge_payment_balances(*, provider_setting, charge_id: str, available_only: bool = True):

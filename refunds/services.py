@@ -31,8 +31,9 @@ from refunds.selectors import (
     REFUNDABLE_PREFIXES,
     available_payment_total,
     charge_payment_balances,
-    plan_balances,
+    lock_plan_balances,
     refund_plan,
+    refund_request_of_stripe_refund,
     refundable_amount,
 )
 
@@ -199,7 +200,7 @@ def _write_plan(request: RefundRequest, stripe_refund: dict) -> tuple[Sequence[B
     setting = request.provider_setting
     refund_id = stripe_refund.get("id") or ""
     date = stripe_time(stripe_refund.get("created")) or timezone.now()
-    balances = plan_balances(charge_payment_balances(provider_setting=setting, charge_id=request.charge_id).select_for_update())
+    balances = lock_plan_balances(provider_setting_id=setting.pk, charge_id=request.charge_id)
     plan = refund_plan(provider_setting=setting, charge_id=request.charge_id, amount=request.amount, currency=request.currency,
                        first_balance=request.balance, balances=balances)
     refunded_ids: list[int] = []  # payment balances (whole, or the split-off part) that the refund covers
@@ -356,7 +357,7 @@ def apply_stripe_refund(setting, refund: dict) -> RefundRequest | None:
     charge_id = refund.get("charge") if isinstance(refund.get("charge"), str) else (refund.get("charge") or {}).get("id", "")
     if not refund_id or not charge_id:
         return None
-    request = RefundRequest.objects.filter(stripe_refund_id=refund_id).first()
+    request = refund_request_of_stripe_refund(refund_id)
     if request is None:
         ours = str((refund.get("metadata") or {}).get("refund_request_id") or "")
         if ours.isdigit():
