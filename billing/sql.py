@@ -106,10 +106,17 @@ def insert(instance, *, unless_conflict: bool = False):
 
 def converted(model, field_name: str, value):
     """A value read with plain SQL from (or computed like) the model's field, as the ORM would return it."""
-    field = model._meta.get_field(field_name)
-    for converter in connection.ops.get_db_converters(field.cached_col) + field.cached_col.get_db_converters(connection):
-        value = converter(value, field.cached_col, connection)
+    column, converters = _field_converters(model, field_name, connection.vendor)
+    for converter in converters:
+        value = converter(value, column, connection)
     return value
+
+
+@cache
+def _field_converters(model, field_name: str, vendor: str) -> tuple:
+    """Looked up once: a refund reads the amounts of thousands of balances (none apply on PostgreSQL)."""
+    column = model._meta.get_field(field_name).cached_col
+    return column, tuple(connection.ops.get_db_converters(column) + column.get_db_converters(connection))
 
 
 def changed_fields(instance, snapshot: dict) -> list[str]:
