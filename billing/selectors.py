@@ -14,7 +14,12 @@ def open_amount(invoice: Invoice) -> Decimal:
     with prepared_cursor() as cursor:
         cursor.execute(OPEN_AMOUNT_SQL, [invoice.pk])
         linked = cursor.fetchone()[0]
-    return invoice.amount + (converted(Balance, "amount", linked) if linked is not None else Decimal("0"))
+    return open_amount_from_sum(invoice, linked)
+
+
+def open_amount_from_sum(invoice: Invoice, linked_sum) -> Decimal:
+    """The open amount from a SUM of the invoice's balances read with plain SQL (NULL when it has none)."""
+    return invoice.amount + (converted(Balance, "amount", linked_sum) if linked_sum is not None else Decimal("0"))
 
 
 OPEN_AMOUNT_SQL = f"SELECT SUM(amount) FROM {Balance._meta.db_table} WHERE invoice_id = %s"  # noqa: S608 - model names

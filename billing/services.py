@@ -18,8 +18,8 @@ from django.utils import timezone
 from billing.constants import BalanceStatus, BalanceType, InvoiceKind, InvoiceStatus, PaymentEntryStatus
 from billing.models import Account, Balance, Invoice, PaymentEntry
 from billing.money import MoneyError, format_amount, normalize_currency, validate_precision
-from billing.selectors import OPEN_AMOUNT_SQL, open_amount
-from billing.sql import columns, converted, from_row, id_batches, insert, prepared_cursor, update_fields
+from billing.selectors import OPEN_AMOUNT_SQL, open_amount, open_amount_from_sum
+from billing.sql import columns, from_row, id_batches, insert, prepared_cursor, update_fields
 
 BIGINT_MAX = 2**63 - 1
 
@@ -63,7 +63,7 @@ def lock_invoice_for_payment(invoice_id: int) -> tuple[Invoice, Decimal] | None:
     invoice.account = from_row(Account, row[split:])
     if connection.vendor != "postgresql":
         return invoice, open_amount(invoice)
-    return invoice, invoice.amount + (converted(Balance, "amount", linked) if linked is not None else Decimal("0"))
+    return invoice, open_amount_from_sum(invoice, linked)
 
 
 @cache
@@ -361,10 +361,9 @@ def _delete_payment_balances_postgresql(provider_setting_id: int, transaction_nu
         cursor.execute(_delete_payment_balances_sql(), params + params)
         invoices = {row[0]: from_row(Invoice, row) for row in cursor.fetchall()}
         cursor.nextset()
-        open_amounts = dict(cursor.fetchall())
+        linked_sums = dict(cursor.fetchall())  # without the deleted balances
     for invoice_id, invoice in invoices.items():  # still locked, by this transaction
-        linked = open_amounts.get(invoice_id)
-        recompute_invoice_status(invoice, known_open_amount=invoice.amount + (converted(Balance, "amount", linked) or Decimal("0")))
+        recompute_invoice_status(invoice, known_open_amount=open_amount_from_sum(invoice, linked_sums.get(invoice_id)))
     return sorted(invoices)
 
 
