@@ -1,16 +1,20 @@
-"""Admin for the books: entities, accounts, invoices with their balances, balances, payment entries."""
+"""Admin for the books: entities, accounts, invoices with their balances, balances, payment entries.
 
+The books are read here and changed only through pages and actions that call the ledger (billing.ledger): a balance
+is never edited as a raw form; re-linking it is an assignment with its checks.
+"""
+
+from django import forms
 from django.contrib import admin, messages
-from django.utils.html import format_html
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
 
-from billing import services
-from billing.constants import PaymentEntryStatus
+from billing import ledger
+from billing.constants import BalanceType, PaymentEntryStatus
 from billing.models import Account, Balance, BusinessEntity, Invoice, PaymentEntry
 from billing.money import format_amount
 from billing.selectors import open_amount
-
-BOOK_FIELDS = ("type", "amount", "currency", "transaction_number", "provider_setting", "date", "split_from", "refunds_balance",
-               "stripe_refund_id", "is_overrefund", "status", "locked", "lock_reason")
 
 
 @admin.register(BusinessEntity)
@@ -31,7 +35,7 @@ class AccountAdmin(admin.ModelAdmin):
     def auto_assign_action(self, request, queryset):
         for account in queryset:
             for currency in account.balances.values_list("currency", flat=True).distinct():
-                count = services.auto_assign(account=account, currency=currency)
+                count = ledger.auto_assign(account=account, currency=currency)
                 self.message_user(request, f"{account}: {count} assignment(s) in {currency}.")
 
 
@@ -53,9 +57,9 @@ class InvoiceAdmin(admin.ModelAdmin):
     list_display = ("number", "kind", "account", "amount_display", "open_amount_display", "status", "due_date")
     list_filter = ("status", "kind", "currency", "business_entity")
     search_fields = ("number", "account__name", "payment_reference")
-    readonly_fields = ("status", "finalized_at", "cancelled_at", "open_amount_display", "payment_link")
+    readonly_fields = ("status", "finalized_at", "cancelled_at", "open_amount_display")
     inlines = [BalanceInline]
-    actions = ["finalize_action", "cancel_action", "email_payment_link_action", "collect_off_session_action"]
+    actions = ["finalize_action", "cancel_action"]
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
@@ -71,95 +75,182 @@ class InvoiceAdmin(admin.ModelAdmin):
     def open_amount_display(self, obj):
         return format_amount(open_amount(obj), obj.currency) if obj.pk else "-"
 
-    @admin.display(description="payment link")
-    def payment_link(self, obj):
-        if not obj or not obj.pk:
-            return "-"
-        try:
-            from payments.selectors import payment_link_for
-        except ImportError:
-            return "-"
-        link = payment_link_for(obj)
-        return format_html('<a href="{0}" target="_blank" rel="noopener">{0}</a>', link) if link else "-"
-
     @admin.action(description="Finalize selected drafts", permissions=["change"])
     def finalize_action(self, request, queryset):
-        self._run(request, queryset, services.finalize_invoice, "finalized")
+        self._run(request, queryset, ledger.finalize_invoice, "finalized")
 
     @admin.action(description="Cancel selected invoices", permissions=["change"])
     def cancel_action(self, request, queryset):
-        self._run(request, queryset, services.cancel_invoice, "cancelled")
-
-    @admin.action(description="Email payment link", permissions=["change"])
-    def email_payment_link_action(self, request, queryset):
-        from payments.services.checkout import PaymentNotPossible
-        from payments.services.collection import send_payment_link
-
-        for invoice in queryset:
-            try:
-                send_payment_link(invoice)
-                self.message_user(request, f"Payment link for {invoice.number} sent to {invoice.account.email}.", messages.SUCCESS)
-            except PaymentNotPossible as exc:
-                self.message_user(request, f"{invoice.number}: {exc}", messages.ERROR)
-
-    @admin.action(description="Collect now (off-session, saved payment method)", permissions=["change"])
-    def collect_off_session_action(self, request, queryset):
-        from payments.services.checkout import PaymentNotPossible
-        from payments.services.collection import collect_invoice_off_session
-
-        for invoice in queryset:
-            try:
-                outcome = collect_invoice_off_session(invoice)
-            except PaymentNotPossible as exc:
-                outcome = str(exc)
-            self.message_user(request, f"{invoice.number}: {outcome.replace('_', ' ')}.")
+        self._run(request, queryset, ledger.cancel_invoice, "cancelled")
 
     def _run(self, request, queryset, service, verb):
         for invoice in queryset:
             try:
                 service(invoice)
                 self.message_user(request, f"{invoice.number} {verb}.", messages.SUCCESS)
-            except services.BillingError as exc:
+            except ledger.BillingError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
+
+
+class AssignForm(forms.Form):
+    document = forms.CharField(label="Invoice or credit note number", max_length=64)
+    amount = forms.DecimalField(label="Amount (empty: as much as fits)", required=False, max_digits=18, decimal_places=3, min_value=0)
+
+
+class ResolveEntryForm(forms.Form):
+    invoice = forms.CharField(label="Invoice number (empty: the entry's own)", max_length=64, required=False)
+    account = forms.ModelChoiceField(label="Account (when no invoice)", queryset=Account.objects.all(), required=False)
+
+
+class CloseEntryForm(forms.Form):
+    note = forms.CharField(label="How it was dealt with", max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+def _book_page(model_admin, request, obj, form, title: str, submit: str):
+    context = {**model_admin.admin_site.each_context(request), "opts": model_admin.model._meta, "original": obj, "form": form,
+               "title": title, "submit": submit, "has_view_permission": True}
+    return render(request, "admin/billing/book_action.html", context)
 
 
 @admin.register(Balance)
 class BalanceAdmin(admin.ModelAdmin):
+    """Read-only: balances are written by the ledger. Assigning, re-linking and unassigning go through its
+    assignment service (same account and currency, never over-assigning, the invoice's status recomputed)."""
+
     change_form_template = "admin/billing/balance/change_form.html"
     list_display = ("id", "date", "account", "type", "amount", "currency", "status", "invoice", "transaction_number", "locked",
                     "lock_reason")
     list_filter = ("type", "locked", "status", "currency", "is_overrefund")
     search_fields = ("transaction_number", "stripe_refund_id", "account__name", "invoice__number")
     list_select_related = ("account", "invoice")
-    raw_id_fields = ("account", "invoice", "split_from", "refunds_balance")
 
     def get_readonly_fields(self, request, obj=None):
-        if obj is None:
-            return ()
-        if obj.locked:  # a locked balance belongs to the refund or dispute that locked it
-            return [field.name for field in Balance._meta.fields]
-        return BOOK_FIELDS + ("account",)
+        return [field.name for field in Balance._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and (obj.locked or obj.transaction_number):
-            return False
-        return super().has_delete_permission(request, obj)
+        return False
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [path("<int:balance_id>/assign/", view(self.assign_view), name="billing_balance_assign"),
+                path("<int:balance_id>/unassign/", view(self.unassign_view), name="billing_balance_unassign"),
+                *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        balance = self.get_object(request, object_id)
+        extra = {"can_relink": balance is not None and self._may_relink(request, balance)}
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    def _may_relink(self, request, balance: Balance) -> bool:
+        movable = balance.type == BalanceType.REFUND or (balance.type == BalanceType.PAYMENT and not balance.locked)
+        return movable and self.has_change_permission(request, balance)
+
+    def assign_view(self, request, balance_id):
+        balance = get_object_or_404(Balance.objects.select_related("account", "invoice"), pk=balance_id)
+        if not self._may_relink(request, balance):
+            raise PermissionDenied
+        form = AssignForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            document = Invoice.objects.filter(number=form.cleaned_data["document"].strip()).first()
+            if document is None:
+                form.add_error("document", "No invoice or credit note has this number.")
+            else:
+                try:
+                    moved = ledger.relink_balance(balance, document=document, amount=form.cleaned_data["amount"])
+                except ledger.BillingError as exc:
+                    form.add_error(None, str(exc))
+                else:
+                    self.message_user(request, f"{format_amount(abs(moved.amount), moved.currency)} assigned to {document.number}.",
+                                      messages.SUCCESS)
+                    return redirect(reverse("admin:billing_balance_change", args=[moved.pk]))
+        verb = "Move" if balance.invoice_id else "Assign"
+        return _book_page(self, request, balance, form, f"{verb} {balance.get_type_display().lower()} balance of "
+                          f"{format_amount(abs(balance.amount), balance.currency)}", f"{verb} balance")
+
+    def unassign_view(self, request, balance_id):
+        balance = get_object_or_404(Balance, pk=balance_id)
+        if request.method != "POST" or not self._may_relink(request, balance):
+            raise PermissionDenied
+        try:
+            ledger.unassign_balance(balance)
+            self.message_user(request, "The balance is no longer assigned; its document's open amount grew back.", messages.SUCCESS)
+        except ledger.BillingError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        return redirect(reverse("admin:billing_balance_change", args=[balance.pk]))
 
 
 @admin.register(PaymentEntry)
 class PaymentEntryAdmin(admin.ModelAdmin):
+    """Read-only: finance resolves an entry of money received into balances, or closes another kind with a note, both
+    through the ledger."""
+
+    change_form_template = "admin/billing/paymententry/change_form.html"
     list_display = ("created_at", "kind", "transaction_number", "amount", "currency", "status", "last_error")
     list_filter = ("status", "kind", "currency")
     search_fields = ("transaction_number", "stripe_refund_id")
-    readonly_fields = ("provider", "kind", "provider_setting", "transaction_number", "stripe_refund_id", "amount", "currency",
-                       "date", "last_error", "raw", "resolved_balance", "resolved_at", "status")
     actions = ["resolve_action"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in PaymentEntry._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [path("<int:entry_id>/resolve/", view(self.resolve_view), name="billing_paymententry_resolve"),
+                path("<int:entry_id>/close/", view(self.close_view), name="billing_paymententry_close"),
+                *super().get_urls()]
+
+    def _entry_for_change(self, request, entry_id) -> PaymentEntry:
+        entry = get_object_or_404(PaymentEntry, pk=entry_id)
+        if not self.has_change_permission(request, entry):
+            raise PermissionDenied
+        return entry
 
     @admin.action(description="Resolve into an unlocked payment balance (on the entry's account / invoice)", permissions=["change"])
     def resolve_action(self, request, queryset):
         for entry in queryset.filter(status=PaymentEntryStatus.OPEN):
             try:
-                balance = services.resolve_payment_entry(entry, user=request.user)
+                balance = ledger.resolve_payment_entry(entry, user=request.user)
                 self.message_user(request, f"Entry {entry.transaction_number} resolved into balance {balance.pk}.", messages.SUCCESS)
-            except services.BillingError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
+            except ledger.BillingError as exc:
+                self.message_user(request, f"Entry {entry.transaction_number}: {exc}", messages.ERROR)
+
+    def resolve_view(self, request, entry_id):
+        entry = self._entry_for_change(request, entry_id)
+        form = ResolveEntryForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            number = form.cleaned_data["invoice"].strip()
+            invoice = Invoice.objects.filter(number=number).first() if number else None
+            if number and invoice is None:
+                form.add_error("invoice", "No invoice has this number.")
+            else:
+                try:
+                    balance = ledger.resolve_payment_entry(entry, invoice=invoice, account=form.cleaned_data["account"], user=request.user)
+                except ledger.BillingError as exc:
+                    form.add_error(None, str(exc))
+                else:
+                    self.message_user(request, f"Entry resolved into payment balance {balance.pk}.", messages.SUCCESS)
+                    return redirect(reverse("admin:billing_balance_change", args=[balance.pk]))
+        return _book_page(self, request, entry, form, f"Resolve entry of {format_amount(abs(entry.amount), entry.currency)}"
+                          if entry.currency != "XXX" else "Resolve entry", "Resolve into a payment balance")
+
+    def close_view(self, request, entry_id):
+        entry = self._entry_for_change(request, entry_id)
+        form = CloseEntryForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                ledger.close_entry(entry, note=form.cleaned_data["note"], user=request.user)
+            except ledger.BillingError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, "Entry closed.", messages.SUCCESS)
+                return redirect(reverse("admin:billing_paymententry_change", args=[entry.pk]))
+        return _book_page(self, request, entry, form, "Close entry", "Close entry")

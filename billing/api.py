@@ -7,7 +7,7 @@ from rest_framework import permissions, serializers, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import services
+from billing import ledger
 from billing.models import Balance, Invoice, PaymentEntry
 from billing.selectors import open_amount
 
@@ -85,8 +85,8 @@ class AssignBalanceView(APIView):
         if document is None:
             return Response({"detail": "No such invoice or credit note."}, status=400)
         try:
-            assigned = services.assign_balance(balance, document=document, amount=data.validated_data.get("amount"))
-        except services.BillingError as exc:
+            assigned = ledger.assign_balance(balance, document=document, amount=data.validated_data.get("amount"))
+        except ledger.BillingError as exc:
             return Response({"detail": str(exc)}, status=400)
         return Response(BalanceSerializer(assigned).data)
 
@@ -110,7 +110,7 @@ class ResolvePaymentEntryView(APIView):
         invoice = Invoice.objects.filter(pk=data.validated_data.get("invoice") or 0).first()
         account = Account.objects.filter(pk=data.validated_data.get("account") or 0).first()
         try:
-            balance = services.resolve_payment_entry(entry, invoice=invoice, account=account, user=request.user)
-        except services.BillingError as exc:
+            balance = ledger.resolve_payment_entry(entry, invoice=invoice, account=account, user=request.user)
+        except ledger.BillingError as exc:
             return Response({"detail": str(exc)}, status=400)
         return Response(BalanceSerializer(balance).data)

@@ -64,7 +64,7 @@ class Invoice(models.Model):
     currency = models.CharField(max_length=3)
     payment_reference = models.CharField(max_length=140, blank=True)
     due_date = models.DateField(null=True, blank=True)
-    # Stored for querying, but only ever written by billing.services.recompute_invoice_status().
+    # Stored for querying, written only by the ledger (billing.ledger.invoices): derived from the balances.
     status = models.CharField(max_length=10, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT)
     finalized_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
@@ -119,6 +119,12 @@ class Balance(models.Model):
     status = models.CharField(max_length=10, choices=BalanceStatus.choices, default=BalanceStatus.CONFIRMED)
     note = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Adjustments of a dispute (SPEC §7): the Stripe dispute id (du_…), and the balance mirrored — for the money
+    # withdrawn, the charge's payment balance it takes back; for its reinstatement, the withdrawal it reverses.
+    dispute_id = models.CharField(max_length=255, blank=True)  # indexed where set (Meta.indexes)
+    adjusts_balance = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="adjusted_by", db_index=False
+    )
 
     class Meta:
         ordering = ["date", "id"]
@@ -128,6 +134,8 @@ class Balance(models.Model):
             models.Index(fields=["split_from"], name="balance_split_from", condition=Q(split_from__isnull=False)),
             models.Index(fields=["refunds_balance"], name="balance_refunds_balance", condition=Q(refunds_balance__isnull=False)),
             models.Index(fields=["stripe_refund_id"], name="balance_stripe_refund", condition=~Q(stripe_refund_id="")),
+            models.Index(fields=["dispute_id"], name="balance_dispute", condition=~Q(dispute_id="")),
+            models.Index(fields=["adjusts_balance"], name="balance_adjusts", condition=Q(adjusts_balance__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(
@@ -141,6 +149,9 @@ class Balance(models.Model):
                 condition=Q(locked=False) | ~Q(lock_reason=""), name="locked_balance_has_reason"
             ),
             models.CheckConstraint(condition=~Q(split_from=F("id")), name="balance_not_split_from_itself"),
+            # A dispute's adjustment mirrors one balance at most once per side (SPEC §11 invariant 6).
+            models.UniqueConstraint(fields=["dispute_id", "adjusts_balance"], condition=~Q(dispute_id="") & Q(split_from__isnull=True),
+                                    name="one_dispute_adjustment_per_balance"),
         ]
 
     def __str__(self) -> str:
@@ -174,20 +185,29 @@ class PaymentEntry(models.Model):
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Money received through a SEPA debit that is still in flight is pending until the charge succeeds; a balance
+    # resolved from the entry is booked pending too, so it cannot be refunded and goes if the debit fails.
+    payment_status = models.CharField(max_length=10, choices=BalanceStatus.choices, default=BalanceStatus.CONFIRMED)
+    # A later movement of the money this entry's parent holds (a refund, a dispute's withdrawal): booked as balances
+    # when the parent is resolved.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="movements")
+    dispute_id = models.CharField(max_length=255, null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "payment entries"
         constraints = [
-            # Exactly one entry per failed refund, and one per unmatched charge and reason.
+            # One entry per refund and kind (its booking, its failure), and one per unmatched charge and kind.
             models.UniqueConstraint(
-                fields=["stripe_refund_id"], condition=Q(stripe_refund_id__isnull=False), name="one_entry_per_refund"
+                fields=["stripe_refund_id", "kind"], condition=Q(stripe_refund_id__isnull=False), name="one_entry_per_refund_and_kind"
             ),
             models.UniqueConstraint(
                 fields=["provider", "kind", "transaction_number"],
-                condition=Q(stripe_refund_id__isnull=True),
+                condition=Q(stripe_refund_id__isnull=True, dispute_id__isnull=True),
                 name="one_entry_per_charge_and_kind",
             ),
+            models.UniqueConstraint(fields=["dispute_id", "kind"], condition=Q(dispute_id__isnull=False),
+                                    name="one_entry_per_dispute_and_kind"),
         ]
 
     def __str__(self) -> str:

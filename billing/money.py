@@ -1,17 +1,18 @@
 """Money: Decimal major units plus an ISO 4217 currency, and the one conversion to Stripe's minor units.
 
-Stripe's currency notes: zero-decimal currencies are sent as whole units; three-decimal currencies
-are sent in thousandths but the last digit must be 0; ISK is zero-decimal for display but Stripe
-still expects two-decimal amounts with 00 at the end; HUF and TWD take two-decimal amounts, but
-payouts are whole units, so charges must be whole units too (we require it for them).
+Stripe's currency notes (SPEC §3): zero-decimal currencies are sent as whole units; three-decimal currencies
+are sent in thousandths but the last digit must be 0; ISK and UGX are whole units that Stripe expects
+multiplied by 100; HUF and TWD take two decimals in charges and refunds, whole units only in payouts.
 """
 
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
-ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
+ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF VND VUV XAF XOF XPF".split())
 THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
-# Sent with two decimals but only whole units are accepted (Stripe's "special cases").
-WHOLE_UNITS_TWO_DECIMAL = frozenset("ISK HUF TWD".split())
+# Whole units, sent to Stripe multiplied by 100 (Stripe's "special cases").
+WHOLE_UNITS_SENT_TIMES_100 = frozenset("ISK UGX".split())
+# Two decimals in charges and refunds, whole units only in payouts.
+WHOLE_UNIT_PAYOUTS = frozenset("HUF TWD".split())
 
 # Stripe's minimum charge amounts in major units (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
 MINIMUM_CHARGE = {
@@ -60,11 +61,17 @@ def exponent(currency: str) -> int:
 
 
 def display_places(currency: str) -> int:
-    """Decimal places a person uses for this currency (ISK, HUF and TWD are whole units in practice)."""
+    """Decimal places an amount of the currency may have in the books and in a charge or refund."""
     code = normalize_currency(currency)
-    if code in WHOLE_UNITS_TWO_DECIMAL:
+    if code in WHOLE_UNITS_SENT_TIMES_100:
         return 0
     return exponent(code)
+
+
+def payout_places(currency: str) -> int:
+    """Decimal places of a payout amount (HUF and TWD pay out whole units only)."""
+    code = normalize_currency(currency)
+    return 0 if code in WHOLE_UNIT_PAYOUTS else display_places(code)
 
 
 def to_decimal(value) -> Decimal:
@@ -81,9 +88,9 @@ def to_decimal(value) -> Decimal:
     return amount
 
 
-def validate_precision(amount: Decimal, currency: str) -> Decimal:
+def validate_precision(amount: Decimal, currency: str, *, places: int | None = None) -> Decimal:
     """Raise if `amount` has more decimals than the currency allows; return it quantized."""
-    places = display_places(currency)
+    places = display_places(currency) if places is None else places
     quantum = Decimal(1).scaleb(-places)
     amount = to_decimal(amount)
     if amount != amount.quantize(quantum, rounding=ROUND_DOWN):
@@ -100,16 +107,24 @@ def to_minor_units(amount, currency: str) -> int:
         raise MoneyError(f"{value} {code} cannot be expressed in minor units.")
     minor_int = int(minor)
     if code in THREE_DECIMAL and minor_int % 10 != 0:
-        raise MoneyError(f"Stripe requires {code} amounts to end in 0 (got {value} {code}).")
+        raise MoneyError(f"Stripe accepts {code} amounts only in steps of 0.010 {code} (the last digit must be 0), "
+                         f"so {value} {code} cannot be sent.")
     return minor_int
 
 
 def from_minor_units(minor: int, currency: str) -> Decimal:
-    """Stripe integer amount -> Decimal major units."""
+    """Stripe integer amount -> Decimal major units, as Stripe reports it (for ISK and UGX an amount that is not a
+    whole unit keeps its fraction: validate_precision then says the books cannot take it)."""
     if isinstance(minor, bool) or not isinstance(minor, int):
         raise MoneyError(f"Stripe amount {minor!r} is not an integer.")
     code = normalize_currency(currency)
     return Decimal(minor).scaleb(-exponent(code)).quantize(Decimal(1).scaleb(-exponent(code)))
+
+
+def bookable_amount(minor: int, currency: str) -> Decimal:
+    """A Stripe amount the books can take, or MoneyError with the reason (unknown currency, a fraction the currency
+    does not have, more than the books hold)."""
+    return validate_precision(from_minor_units(minor, currency), currency)
 
 
 def check_minimum_charge(amount: Decimal, currency: str) -> None:

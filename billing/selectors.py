@@ -1,28 +1,17 @@
-"""Reads of the books: open amounts and the balances of one payment."""
+"""Reads of the books: open amounts, a charge's balances and the entry that holds its money."""
 
 from decimal import Decimal
 
 from django.db.models import QuerySet
 
-from billing.constants import BalanceType
-from billing.models import Balance, Invoice
-from billing.sql import converted, prepared_cursor
+from billing.constants import MONEY_RECEIVED_KINDS, BalanceType, PaymentEntryStatus
+from billing.ledger import sql
+from billing.models import Balance, Invoice, PaymentEntry
 
 
 def open_amount(invoice: Invoice) -> Decimal:
-    """Invoice amount plus the balances linked to it (0 means settled). Plain SQL: every booked payment asks."""
-    with prepared_cursor() as cursor:
-        cursor.execute(OPEN_AMOUNT_SQL, [invoice.pk])
-        linked = cursor.fetchone()[0]
-    return open_amount_from_sum(invoice, linked)
-
-
-def open_amount_from_sum(invoice: Invoice, linked_sum) -> Decimal:
-    """The open amount from a SUM of the invoice's balances read with plain SQL (NULL when it has none)."""
-    return invoice.amount + (converted(Balance, "amount", linked_sum) if linked_sum is not None else Decimal("0"))
-
-
-OPEN_AMOUNT_SQL = f"SELECT SUM(amount) FROM {Balance._meta.db_table} WHERE invoice_id = %s"  # noqa: S608 - model names
+    """Invoice amount plus the balances linked to it (0 means settled)."""
+    return sql.open_amount(invoice)
 
 
 def payment_balances_of_charge(*, provider_setting, transaction_number: str) -> QuerySet[Balance]:
@@ -30,3 +19,14 @@ def payment_balances_of_charge(*, provider_setting, transaction_number: str) -> 
     return Balance.objects.filter(
         type=BalanceType.PAYMENT, transaction_number=transaction_number, provider_setting=provider_setting
     ).order_by("date", "id")
+
+
+def open_money_entry(*, charge_id: str) -> PaymentEntry | None:
+    """The open entry holding a charge's money received, if its money was not booked as balances."""
+    return (PaymentEntry.objects.filter(transaction_number=charge_id, kind__in=MONEY_RECEIVED_KINDS, status=PaymentEntryStatus.OPEN,
+                                        parent=None).order_by("id").first())
+
+
+def money_entry_of_charge(*, charge_id: str) -> PaymentEntry | None:
+    """The entry that held a charge's money received, open or resolved."""
+    return PaymentEntry.objects.filter(transaction_number=charge_id, kind__in=MONEY_RECEIVED_KINDS, parent=None).order_by("id").first()

@@ -99,10 +99,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"})
 # The webhook view must decide its answer in its own short transaction: no ATOMIC_REQUESTS.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-# The statements every webhook runs are prepared on their connection (billing.sql.prepared_cursor); turn off
-# behind a pooler in transaction mode that does not support prepared statements (PgBouncer < 1.21).
+# The statements every webhook runs are prepared on their connection (billing.ledger.sql.prepared_cursor: psycopg
+# prepares a server-binding cursor's statement at its first execution with this threshold; Django's ordinary cursors
+# bind on the client and never prepare). Turn off behind a pooler in transaction mode that does not support prepared
+# statements (PgBouncer < 1.21).
 DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 USING_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if USING_POSTGRES and DB_PREPARED_STATEMENTS:
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 0)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

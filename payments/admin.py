@@ -1,8 +1,12 @@
-"""Admin for payments: transactions per charge, attempts, Stripe customers and saved instruments."""
+"""Admin for payments: transactions per charge, disputes, attempts, Stripe customers and saved instruments, and the
+invoice's payment actions (billing's admin does not import payments)."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.html import format_html
 
-from payments.models import PaymentAttempt, PaymentInstrument, PaymentTransaction, StripeCustomer
+from billing.admin import InvoiceAdmin
+from billing.models import Invoice
+from payments.models import Dispute, PaymentAttempt, PaymentInstrument, PaymentTransaction, StripeCustomer
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -18,10 +22,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(PaymentTransaction)
 class PaymentTransactionAdmin(ReadOnlyAdmin):
-    list_display = ("charge_id", "status", "amount", "currency", "method_type", "invoice", "payment_intent_id", "dispute_status",
-                    "updated_at")
+    list_display = ("charge_id", "status", "amount", "currency", "method_type", "invoice", "payment_intent_id", "updated_at")
     list_filter = ("status", "method_type", "currency")
     search_fields = ("charge_id", "payment_intent_id", "invoice__number")
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdmin):
+    list_display = ("dispute_id", "transaction", "amount", "currency", "reason", "status", "evidence_due_by", "funds_withdrawn",
+                    "funds_reinstated")
+    list_filter = ("status", "reason", "currency")
+    search_fields = ("dispute_id", "transaction__charge_id")
 
 
 @admin.register(PaymentAttempt)
@@ -53,3 +64,52 @@ class PaymentInstrumentAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# --- The invoice's payment actions ----------------------------------------------------------------------------------
+
+
+class InvoiceWithPaymentsAdmin(InvoiceAdmin):
+    """The invoice page with its payment link and the actions that ask Stripe for money."""
+
+    actions = [*InvoiceAdmin.actions, "email_payment_link_action", "collect_off_session_action"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "payment_link"]
+
+    @admin.display(description="payment link")
+    def payment_link(self, obj):
+        from payments.selectors import payment_link_for
+
+        if not obj or not obj.pk:
+            return "-"
+        link = payment_link_for(obj)
+        return format_html('<a href="{0}" target="_blank" rel="noopener">{0}</a>', link) if link else "-"
+
+    @admin.action(description="Email payment link", permissions=["change"])
+    def email_payment_link_action(self, request, queryset):
+        from payments.services.checkout import PaymentNotPossible
+        from payments.services.collection import send_payment_link
+
+        for invoice in queryset:
+            try:
+                send_payment_link(invoice)
+                self.message_user(request, f"Payment link for {invoice.number} sent to {invoice.account.email}.", messages.SUCCESS)
+            except PaymentNotPossible as exc:
+                self.message_user(request, f"{invoice.number}: {exc}", messages.ERROR)
+
+    @admin.action(description="Collect now (off-session, saved payment method)", permissions=["change"])
+    def collect_off_session_action(self, request, queryset):
+        from payments.services.checkout import PaymentNotPossible
+        from payments.services.collection import collect_invoice_off_session
+
+        for invoice in queryset:
+            try:
+                outcome = collect_invoice_off_session(invoice)
+            except PaymentNotPossible as exc:
+                outcome = str(exc)
+            self.message_user(request, f"{invoice.number}: {outcome.replace('_', ' ')}.")
+
+
+admin.site.unregister(Invoice)
+admin.site.register(Invoice, InvoiceWithPaymentsAdmin)

@@ -2,10 +2,39 @@ from django.db import models
 
 
 class TransactionStatus(models.TextChoices):
+    # An uncaptured charge (`captured: false`): funds held, not money received; nothing is booked until captured.
+    AUTHORIZED = "authorized", "Authorized (not captured)"
     PENDING = "pending", "Pending"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     DISPUTED = "disputed", "Disputed"
+    # An authorization that expired or was released uncaptured: never money.
+    VOID = "void", "Void (authorization expired)"
+
+
+# Final: a later event of the charge changes nothing of its money (SPEC §7: `failed` is final).
+FINAL_TRANSACTION_STATUSES = (TransactionStatus.FAILED, TransactionStatus.VOID)
+# The charge's money is (or is about to be) ours: its payment balances and entries must equal its amount (SPEC §11).
+MONEY_TRANSACTION_STATUSES = (TransactionStatus.PENDING, TransactionStatus.SUCCEEDED, TransactionStatus.DISPUTED)
+
+
+class DisputeStatus(models.TextChoices):
+    """Stripe's dispute statuses; `warning_*` are inquiries, which withdraw nothing."""
+
+    WARNING_NEEDS_RESPONSE = "warning_needs_response", "Inquiry: needs response"
+    WARNING_UNDER_REVIEW = "warning_under_review", "Inquiry: under review"
+    WARNING_CLOSED = "warning_closed", "Inquiry: closed"
+    NEEDS_RESPONSE = "needs_response", "Needs response"
+    UNDER_REVIEW = "under_review", "Under review"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+    PREVENTED = "prevented", "Prevented"
+
+
+# Statuses after which a dispute's facts no longer change.
+CLOSED_DISPUTE_STATUSES = (DisputeStatus.WARNING_CLOSED, DisputeStatus.WON, DisputeStatus.LOST, DisputeStatus.PREVENTED)
+# A dispute in one of these no longer holds the charge's balances (SPEC §11 invariant 3: a dispute won unlocks them).
+RELEASED_DISPUTE_STATUSES = (DisputeStatus.WARNING_CLOSED, DisputeStatus.WON, DisputeStatus.PREVENTED)
 
 
 class AttemptStatus(models.TextChoices):

@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import Q
 
 from billing.models import MONEY
-from payments.constants import IN_FLIGHT_ATTEMPT_STATUSES, AttemptSource, AttemptStatus, MethodType, TransactionStatus
+from payments.constants import IN_FLIGHT_ATTEMPT_STATUSES, AttemptSource, AttemptStatus, DisputeStatus, MethodType, TransactionStatus
 
 
 class StripeCustomer(models.Model):
@@ -109,12 +109,6 @@ class PaymentTransaction(models.Model):
     stripe_created = models.DateTimeField(null=True, blank=True)
     # When the payment was booked (as balances, or as a PaymentEntry when it could not be matched).
     booked_at = models.DateTimeField(null=True, blank=True)
-    dispute_id = models.CharField(max_length=255, blank=True)
-    dispute_status = models.CharField(max_length=40, blank=True)
-    dispute_amount = models.DecimalField(**MONEY, null=True, blank=True)
-    # Monotonic facts about the dispute, so its events give the same books in any order.
-    dispute_funds_withdrawn = models.BooleanField(default=False)
-    dispute_funds_reinstated = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -123,3 +117,37 @@ class PaymentTransaction(models.Model):
 
     def __str__(self) -> str:
         return self.charge_id
+
+
+class Dispute(models.Model):
+    """One Stripe dispute (chargeback or inquiry) of a charge; a charge can have several (SPEC §7).
+
+    `funds_withdrawn` and `funds_reinstated` are facts that only ever become true, and `status` moves only forward
+    (a closed dispute stays closed), so the dispute's events give the same books in any order and with duplicates.
+    """
+
+    dispute_id = models.CharField(max_length=255, unique=True)
+    transaction = models.ForeignKey(PaymentTransaction, on_delete=models.PROTECT, related_name="disputes")
+    provider_setting = models.ForeignKey("providers.ProviderSetting", on_delete=models.PROTECT, related_name="disputes")
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=30, choices=DisputeStatus.choices)
+    reason = models.CharField(max_length=60, blank=True)
+    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    funds_withdrawn = models.BooleanField(default=False)
+    funds_reinstated = models.BooleanField(default=False)
+    # Stripe `created` of the dispute and of the last event applied to it.
+    stripe_created = models.DateTimeField(null=True, blank=True)
+    last_event_created = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["evidence_due_by", "id"]
+
+    def __str__(self) -> str:
+        return self.dispute_id
+
+    @property
+    def is_inquiry(self) -> bool:
+        return self.status.startswith("warning_")

@@ -1,29 +1,6 @@
 """Reads of payments: transactions per charge, saved instruments."""
 
-from functools import cache
-
-from django.db import connection
-from django.db.transaction import TransactionManagementError
-
-from billing.sql import columns, from_row, prepared_cursor
 from payments.models import PaymentInstrument, PaymentTransaction
-
-
-def lock_transaction(charge_id: str) -> PaymentTransaction | None:
-    """Row-lock one charge's transaction (call inside a transaction; first in the lock order). Plain SQL: every
-    refund and dispute event asks."""
-    if not connection.in_atomic_block:  # as select_for_update() refuses: a lock released at once protects nothing
-        raise TransactionManagementError("lock_transaction() must run inside a transaction.")
-    with prepared_cursor() as cursor:
-        cursor.execute(_lock_transaction_sql(connection.vendor), [charge_id])
-        row = cursor.fetchone()
-    return from_row(PaymentTransaction, row) if row else None
-
-
-@cache
-def _lock_transaction_sql(vendor: str) -> str:
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    return f"SELECT {columns(PaymentTransaction)} FROM {PaymentTransaction._meta.db_table} WHERE charge_id = %s{lock}"  # noqa: S608
 
 
 def transaction_for_charge(charge_id: str) -> PaymentTransaction | None:

@@ -22,4 +22,7 @@ WEBHOOK_EVENTS = (
     "charge.dispute.funds_withdrawn",
     "charge.dispute.funds_reinstated",
     "charge.dispute.closed",
+    "charge.dispute.updated",
+    "charge.captured",
+    "charge.expired",
 )

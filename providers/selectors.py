@@ -2,6 +2,7 @@
 
 import re
 import time
+from dataclasses import dataclass
 
 from django.db.models import Q
 
@@ -65,6 +66,64 @@ def setting_by_id(setting_id: int) -> ProviderSetting | None:
 
 def forget_cached_settings() -> None:
     _webhook_settings.clear()
+    _serving.clear()
+
+
+# Which settings serve which business entities (SPEC §7 Tenancy), read in two queries and cached like the settings
+# above: every booked payment asks.
+_serving: dict[str, tuple[float, object]] = {}
+
+
+@dataclass(frozen=True)
+class ServingMap:
+    own_entities: dict[int, frozenset[int]]  # setting id -> the entities it is linked to (empty: a default setting)
+    active_own: dict[int, str]  # entity id -> mode of its active own setting
+    active_default_mode: str | None  # mode of the active default setting, if any
+
+
+def _serving_map() -> ServingMap:
+    cached = _serving.get("map")
+    now = time.monotonic()
+    if cached and now - cached[0] < WEBHOOK_SETTING_CACHE_SECONDS:
+        return cached[1]
+    own: dict[int, set[int]] = {}
+    for setting_id, entity_id in ProviderSetting.business_entities.through.objects.values_list("providersetting_id", "businessentity_id"):
+        own.setdefault(setting_id, set()).add(entity_id)
+    active_own, default_mode = {}, None
+    for setting in ProviderSetting.objects.filter(provider=PROVIDER_STRIPE, active=True).only("id", "publishable_key"):
+        if setting.pk in own:
+            for entity_id in own[setting.pk]:
+                active_own[entity_id] = setting.mode
+        else:
+            default_mode = setting.mode
+    serving = ServingMap({key: frozenset(value) for key, value in own.items()}, active_own, default_mode)
+    _serving["map"] = (now, serving)
+    return serving
+
+
+def setting_serves_entity(setting: ProviderSetting, entity_id: int) -> bool:
+    """May this setting's money touch the books of this business entity? Its own entities; for a default setting, the
+    entities without an active setting of their own; and only in the mode the entity is served in now (a test-mode
+    event never pays a live invoice). Inactive settings keep serving their entities (late SEPA outcomes, disputes)."""
+    serving = _serving_map()
+    own = serving.own_entities.get(setting.pk)
+    if own:
+        if entity_id not in own:
+            return False
+    elif entity_id in serving.active_own:
+        return False
+    current_mode = serving.active_own.get(entity_id, serving.active_default_mode)
+    return current_mode is None or current_mode == setting.mode
+
+
+def setting_serves_invoice(setting: ProviderSetting, invoice: Invoice) -> bool:
+    return setting_serves_entity(setting, invoice.business_entity_id)
+
+
+def setting_id_serves_invoice(setting_id: int, invoice: Invoice) -> bool:
+    """The ledger's tenancy hook (billing.ledger.hooks): by setting id."""
+    setting = setting_by_id(setting_id)
+    return setting is not None and setting_serves_entity(setting, invoice.business_entity_id)
 
 
 def check_payment_reference(invoice: Invoice) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 
-from payments.models import PaymentInstrument
+from billing.ledger.sql import advisory_transaction_lock
 from providers.models import ProviderSetting
+from providers.signals import setting_mode_changed
 from providers.stripe import gateway
 
 KEY_PREFIXES = {"test": ("sk_test_", "rk_test_"), "live": ("sk_live_", "rk_live_")}
@@ -86,9 +87,7 @@ def validate_provider_setting(setting: ProviderSetting, *, entity_ids: list[int]
 def _lock_provider(provider: str) -> None:
     """Serialise saves of one provider's settings (a transaction-scoped PostgreSQL advisory lock;
     SQLite serialises writers anyway). Row locks would not do: there may be no row to lock yet."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"provider-settings:{provider}"])
+    advisory_transaction_lock(f"provider-settings:{provider}")
 
 
 @transaction.atomic
@@ -107,12 +106,14 @@ def save_provider_setting(
         setting.secret_key = secret_key
     if webhook_secret:
         setting.webhook_secret = webhook_secret
-    if previous_mode and previous_mode != setting.mode:
-        # Saved methods belong to one mode's Stripe data; they cannot be charged in the other.
-        PaymentInstrument.objects.filter(provider_setting=setting, active=True).update(active=False)
-        setting.stripe_account_id = ""
+    mode_changed = bool(previous_mode and previous_mode != setting.mode)
+    if mode_changed:
+        setting.stripe_account_id = ""  # learned again from the other mode's account
     setting.save()
     setting.business_entities.set(entity_ids)
+    if mode_changed:
+        # Saved methods belong to one mode's Stripe data; the payments app deactivates them (same transaction).
+        setting_mode_changed.send(sender=ProviderSetting, setting=setting)
     return setting
 
 

@@ -21,8 +21,9 @@ class RefundStatus(models.TextChoices):
 
 class RefundRequest(models.Model):
     balance = models.ForeignKey(
-        "billing.Balance", null=True, blank=True, on_delete=models.PROTECT, related_name="refund_requests",
-        help_text="The payment balance the refund was initiated on (none for Dashboard refunds).",
+        "billing.Balance", null=True, blank=True, on_delete=models.SET_NULL, related_name="refund_requests",
+        help_text="The payment balance the refund was initiated on (none for Dashboard refunds; forgotten if a failed "
+                  "charge's balance goes).",
     )
     provider_setting = models.ForeignKey("providers.ProviderSetting", on_delete=models.PROTECT, related_name="refund_requests")
     charge_id = models.CharField(max_length=255, db_index=True)

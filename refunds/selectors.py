@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import connection
 from django.db.models import Sum
 
 from billing.constants import BalanceStatus, BalanceType
+from billing.ledger.sql import read_row
 from billing.models import Balance
-from billing.sql import columns, converted, from_row, prepared_cursor
 from payments.selectors import transaction_for_charge
 from refunds.models import RefundRequest, RefundStatus
 
@@ -67,28 +66,9 @@ class RefundPlan:
         return rows
 
 
-def lock_plan_balances(*, provider_setting_id: int, charge_id: str) -> list[PlanBalance]:
-    """plan_balances(charge_payment_balances(...).select_for_update()) as one prepared statement: every refund
-    applies it, webhook or staff (tests/refunds/test_selectors.py checks both read the same rows). In a transaction."""
-    with prepared_cursor() as cursor:
-        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""  # the demo's SQLite locks the database
-        cursor.execute(_LOCK_PLAN_BALANCES_SQL + lock, [BalanceType.PAYMENT, provider_setting_id, charge_id, BalanceStatus.CONFIRMED])
-        return [PlanBalance(pk, converted(Balance, "amount", amount), invoice_id) for pk, amount, invoice_id in cursor.fetchall()]
-
-
-_LOCK_PLAN_BALANCES_SQL = (
-    f"SELECT id, amount, invoice_id FROM {Balance._meta.db_table} WHERE type = %s AND provider_setting_id = %s "  # noqa: S608
-    "AND transaction_number = %s AND NOT locked AND status = %s ORDER BY date, id"
-)
-
-
 def refund_request_of_stripe_refund(refund_id: str) -> RefundRequest | None:
-    """The request a Stripe refund id was recorded on (unique), as one prepared statement: every refund event asks."""
-    with prepared_cursor() as cursor:
-        cursor.execute(f"SELECT {columns(RefundRequest)} FROM {RefundRequest._meta.db_table} WHERE stripe_refund_id = %s",  # noqa: S608
-                       [refund_id])
-        row = cursor.fetchone()
-    return from_row(RefundRequest, row) if row else None
+    """The request a Stripe refund id was recorded on (unique): every refund event asks, as one prepared statement."""
+    return read_row(RefundRequest, key="stripe_refund_id", value=refund_id)
 
 
 def charge_payment_balances(*, provider_setting, charge_id: str, available_only: bool = True):
@@ -104,17 +84,11 @@ def available_payment_total(*, provider_setting, charge_id: str) -> Decimal:
     return -(total or Decimal("0"))
 
 
-def refund_plan(*, provider_setting, charge_id: str, amount: Decimal, currency: str, first_balance: Balance | None = None,
-                balances: list[PlanBalance] | None = None) -> RefundPlan:
-    """SPEC §8 rules 1-3 and 6: the initiating balance first, the others oldest first, split the last, overrefund the rest.
-
-    `balances` are the charge's available payment balances (unlocked, confirmed), oldest first; read here when
-    not given. Only the last step can split: every step before it takes a whole balance.
-    """
-    if balances is None:
-        balances = plan_balances(charge_payment_balances(provider_setting=provider_setting, charge_id=charge_id))
-    first_pk = first_balance.pk if first_balance is not None else None
-    ordered = sorted(balances, key=lambda b: b.pk != first_pk)  # stable: the others stay oldest first
+def plan_refund(balances: list[PlanBalance], *, amount: Decimal, currency: str, first_balance_id: int | None = None) -> RefundPlan:
+    """SPEC §8 rules 1-3 and 6, a pure function: the initiating balance first, the others oldest first (as given), split
+    the last, overrefund the rest. `balances` are the charge's available payment balances (unlocked, confirmed).
+    Only the last step can split: every step before it takes a whole balance."""
+    ordered = sorted(balances, key=lambda b: b.pk != first_balance_id)  # stable: the others stay oldest first
     plan = RefundPlan(amount=amount, currency=currency)
     remaining = amount
     for balance in ordered:
@@ -125,6 +99,18 @@ def refund_plan(*, provider_setting, charge_id: str, amount: Decimal, currency: 
         remaining -= take
     plan.overrefund = max(remaining, Decimal("0"))
     return plan
+
+
+def plan_for_ledger(rows: list[tuple[int, Decimal, int | None]], *, amount: Decimal, currency: str,
+                    first_balance_id: int | None = None) -> RefundPlan:
+    """The plan from the rows the ledger has locked (its refund planner hook, registered in RefundsConfig.ready())."""
+    return plan_refund([PlanBalance(*row) for row in rows], amount=amount, currency=currency, first_balance_id=first_balance_id)
+
+
+def refund_plan(*, provider_setting, charge_id: str, amount: Decimal, currency: str, first_balance: Balance | None = None) -> RefundPlan:
+    """The plan over the charge's available balances as they are now (the preview; applying locks them first)."""
+    balances = plan_balances(charge_payment_balances(provider_setting=provider_setting, charge_id=charge_id))
+    return plan_refund(balances, amount=amount, currency=currency, first_balance_id=first_balance.pk if first_balance else None)
 
 
 def charge_total(*, provider_setting, charge_id: str) -> Decimal:
@@ -138,7 +124,8 @@ def charge_total(*, provider_setting, charge_id: str) -> Decimal:
 
 
 def refunded_amount(*, charge_id: str) -> Decimal:
-    """Refunds requested or made on the charge that did not fail (failed refunds gave the money back)."""
+    """Refunds requested or made on the charge that did not fail (failed refunds gave the money back); a pending
+    request counts, since Stripe may be refunding it right now."""
     total = RefundRequest.objects.filter(charge_id=charge_id).exclude(
         status__in=[RefundStatus.FAILED, RefundStatus.CANCELED]).aggregate(total=Sum("amount"))["total"]
     return total or Decimal("0")

@@ -12,7 +12,14 @@ from billing.models import Balance
 from billing.money import format_amount
 from refunds.forms import RefundForm
 from refunds.selectors import preview_rows, refund_preview, refundable_amount
-from refunds.services import OverrefundNotConfirmed, RefundError, check_refundable_balance, parse_refund_amount, refund_payment_balance
+from refunds.services import (
+    OverrefundNotConfirmed,
+    RefundError,
+    check_refund_amount,
+    check_refundable_balance,
+    parse_refund_amount,
+    refund_payment_balance,
+)
 
 
 @staff_member_required
@@ -36,6 +43,8 @@ def refund_balance(request, balance_id):
             data = form.cleaned_data
             try:
                 amount = parse_refund_amount(data["amount"], balance.currency)
+                # More than Stripe can still refund is refused at the preview: no overrefund can cover it.
+                check_refund_amount(balance, amount, confirm_overrefund=True)
                 plan = refund_preview(balance, amount=amount)
                 context.update(plan=plan, rows=preview_rows(plan), amount=format_amount(amount, balance.currency))
                 if "confirm" in request.POST:

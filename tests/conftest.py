@@ -7,7 +7,7 @@ import re
 import pytest
 from django.core.handlers.base import BaseHandler
 
-pytest_plugins = ["tests.stripe_fake.pytest_plugin"]
+pytest_plugins = ["tests.stripe_fake.pytest_plugin", "tests.money_fixtures"]
 
 SERVICES_AVAILABLE = os.environ.get("SERVICES_AVAILABLE", "0") == "1"
 
@@ -37,6 +37,28 @@ def celery_conf():
     yield change
     app.conf.update(**saved)
     app._pool = app.amqp._producer_pool = None
+
+
+# --- The books are sound after every test ------------------------------------------------------------
+# After every test that used the database, billing.ledger.check_books() must find no violation of SPEC §11's
+# invariants: a test that leaves broken books fails, whatever it asserted itself.
+
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "live_server"}
+
+
+def _uses_database(item) -> bool:
+    return item.get_closest_marker("django_db") is not None or bool(DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    result = yield  # the test passed (a failing test raises through here and is reported as it is)
+    if _uses_database(item) and item.get_closest_marker("books_may_break") is None:
+        from billing.ledger import check_books
+
+        violations = check_books()
+        assert not violations, "the books break SPEC §11 after this test:\n" + "\n".join(map(str, violations))
+    return result
 
 
 # --- No secret ever leaves the service -------------------------------------------------------------

@@ -6,7 +6,7 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from billing.constants import BalanceType, InvoiceKind, InvoiceStatus
+from billing.constants import MONEY_RECEIVED_KINDS, BalanceType, InvoiceKind, InvoiceStatus, PaymentEntryKind
 from billing.models import Account, Balance, BusinessEntity, Invoice, PaymentEntry
 from providers.models import ProviderSetting
 
@@ -85,11 +85,28 @@ class ProviderSettingFactory(factory.django.DjangoModelFactory):
             obj.business_entities.set(extracted)
 
 
+def charge_holds(*, charge_id: str, setting_id: int, amount, currency: str, pending: bool = False, invoice_id=None, account_id=None):
+    """The charge's transaction, as its webhooks would have left it, holding `amount` more (SPEC §11 invariant 4: a
+    charge's balances and entries hold exactly its money)."""
+    from django.db.models import F
+
+    from payments.models import PaymentTransaction
+
+    tx, created = PaymentTransaction.objects.get_or_create(
+        charge_id=charge_id,
+        defaults={"provider_setting_id": setting_id, "amount": amount, "currency": currency,
+                  "status": "pending" if pending else "succeeded", "booked_at": timezone.now(), "invoice_id": invoice_id,
+                  "account_id": account_id})
+    if not created:
+        PaymentTransaction.objects.filter(pk=tx.pk).update(amount=F("amount") + amount)
+
+
 class BalanceFactory(factory.django.DjangoModelFactory):
     """A confirmed payment balance of -100.00 EUR for a new invoice."""
 
     class Meta:
         model = Balance
+        skip_postgeneration_save = True
 
     invoice = factory.SubFactory(InvoiceFactory)
     account = factory.LazyAttribute(lambda o: o.invoice.account if o.invoice else AccountFactory())
@@ -99,11 +116,57 @@ class BalanceFactory(factory.django.DjangoModelFactory):
     date = factory.LazyFunction(timezone.now)
     transaction_number = factory.Sequence(lambda n: f"ch_test{n:010d}")
 
+    @factory.post_generation
+    def charge(obj, create, extracted, **kwargs):  # noqa: N805
+        """A Stripe payment balance's charge has its transaction, holding what its balances hold (SPEC §11 invariant 4),
+        as the webhooks would have left it (`charge=False`: it has none)."""
+        stripe_payment = obj.provider_setting_id and obj.type == BalanceType.PAYMENT and not obj.is_overrefund \
+            and obj.transaction_number.startswith(("ch_", "py_"))
+        if create and stripe_payment and extracted is not False:
+            charge_holds(charge_id=obj.transaction_number, setting_id=obj.provider_setting_id, amount=-obj.amount, currency=obj.currency,
+                         pending=obj.status == "pending", invoice_id=obj.invoice_id, account_id=obj.account_id)
+
+    @factory.post_generation
+    def recompute_status(obj, create, extracted, **kwargs):  # noqa: N805
+        """The invoice's status follows the new balance, as the ledger keeps it (`recompute_status=False`: it does not)."""
+        if create and obj.invoice_id and extracted is not False:
+            from billing.ledger import recompute_invoices
+
+            recompute_invoices([obj.invoice_id])
+
 
 class PaymentEntryFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = PaymentEntry
+    """An open entry of 100.00 EUR received for no matching invoice."""
 
+    kind = PaymentEntryKind.UNMATCHED_PAYMENT
     transaction_number = factory.Sequence(lambda n: f"ch_entry{n:010d}")
     amount = Decimal("-100.00")
     currency = "EUR"
+
+    class Meta:
+        model = PaymentEntry
+        skip_postgeneration_save = True
+
+    @factory.post_generation
+    def charge(obj, create, extracted, **kwargs):  # noqa: N805
+        """An open entry of a Stripe charge's money has the charge's transaction holding it (`charge=False`: none)."""
+        held = obj.provider_setting_id and obj.kind in MONEY_RECEIVED_KINDS and obj.parent_id is None and obj.amount < 0 \
+            and obj.status == "open"
+        if create and held and extracted is not False:
+            charge_holds(charge_id=obj.transaction_number, setting_id=obj.provider_setting_id, amount=-obj.amount, currency=obj.currency,
+                         pending=obj.payment_status == "pending")
+
+
+class PaymentTransactionFactory(factory.django.DjangoModelFactory):
+    """A succeeded, booked charge of 100.00 EUR (its balances are the test's to create)."""
+
+    class Meta:
+        model = "payments.PaymentTransaction"
+
+    charge_id = factory.Sequence(lambda n: f"ch_tx{n:010d}")
+    provider_setting = factory.SubFactory(ProviderSettingFactory)
+    amount = Decimal("100.00")
+    currency = "EUR"
+    method_type = "card"
+    status = "succeeded"
+    booked_at = factory.LazyFunction(timezone.now)

@@ -32,6 +32,7 @@ def make_charge(*, amount: int = 10000, currency: str = "eur", status: str = "su
     charge.update(id=charge_id or f"ch_{secrets.token_hex(10)}", amount=amount, currency=currency, status=status,
                   metadata=metadata or {}, created=created or 1_700_000_000, payment_intent=payment_intent,
                   payment_method="pm_test", payment_method_details=details, livemode=False, amount_refunded=0, refunded=False,
+                  captured=status != "failed", paid=status == "succeeded",
                   failure_message="Insufficient funds." if status == "failed" else None,
                   failure_code="insufficient_funds" if status == "failed" else None)
     charge.pop("refunds", None)

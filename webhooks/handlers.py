@@ -4,13 +4,15 @@ A handler receives (setting, the event's data.object, the stored WebhookEvent). 
 needs from Stripe FIRST (no lock is held here), then calls services that take the locks. Every
 handler whose object is or carries a charge first brings that charge's payment up to date, so a
 refund or a dispute that arrives before `charge.succeeded` still finds its payment balance.
-Returning "ignored" marks the event ignored (e.g. it belongs to another setting's endpoint).
+Returning `Ignored(reason)` marks the event ignored with the reason (e.g. it belongs to another setting's
+endpoint).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.db import transaction
 
@@ -23,7 +25,16 @@ from refunds.services import apply_stripe_refund
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[..., str | None]
+@dataclass(frozen=True)
+class Ignored:
+    """A handler's answer for an event this service leaves alone; the reason is kept on the event."""
+
+    reason: str
+
+
+OTHER_SETTING = Ignored("The object belongs to another provider setting's endpoint.")
+
+Handler = Callable[..., Ignored | None]
 _registry: dict[str, Handler] = {}
 
 
@@ -66,19 +77,19 @@ def _event_created(event):
 # --- Payments ------------------------------------------------------------------------------------
 
 
-@handles("charge.pending", "charge.succeeded", "charge.failed")
-def on_charge(setting, charge: dict, event) -> str | None:
+@handles("charge.pending", "charge.succeeded", "charge.failed", "charge.captured", "charge.expired")
+def on_charge(setting, charge: dict, event) -> Ignored | None:
     if belongs_to_other_setting(charge, setting):
-        return "ignored"
-    tx = sync_charge(setting, charge, event_created=_event_created(event))
+        return OTHER_SETTING
+    tx = sync_charge(setting, charge, event_created=_event_created(event), event_type=event.type)
     instruments.activate_from_payment(setting=setting, transaction=tx, charge=charge, payment_intent=None)
     return None
 
 
 @handles("payment_intent.processing", "payment_intent.succeeded")
-def on_payment_intent_progress(setting, payment_intent: dict, event) -> str | None:
+def on_payment_intent_progress(setting, payment_intent: dict, event) -> Ignored | None:
     if belongs_to_other_setting(payment_intent, setting):
-        return "ignored"
+        return OTHER_SETTING
     charge = _charge(setting, payment_intent.get("latest_charge"))
     if charge is not None:
         tx = sync_charge(setting, charge, event_created=_event_created(event), payment_intent=payment_intent)
@@ -88,9 +99,9 @@ def on_payment_intent_progress(setting, payment_intent: dict, event) -> str | No
 
 
 @handles("payment_intent.payment_failed")
-def on_payment_intent_failed(setting, payment_intent: dict, event) -> str | None:
+def on_payment_intent_failed(setting, payment_intent: dict, event) -> Ignored | None:
     if belongs_to_other_setting(payment_intent, setting):
-        return "ignored"
+        return OTHER_SETTING
     error = payment_intent.get("last_payment_error") or {}
     charge = _charge(setting, error.get("charge"))
     if charge is not None:
@@ -102,22 +113,25 @@ def on_payment_intent_failed(setting, payment_intent: dict, event) -> str | None
 
 
 @handles("payment_intent.canceled")
-def on_payment_intent_canceled(setting, payment_intent: dict, event) -> str | None:
+def on_payment_intent_canceled(setting, payment_intent: dict, event) -> Ignored | None:
     if belongs_to_other_setting(payment_intent, setting):
-        return "ignored"
+        return OTHER_SETTING
     sync_attempt_from_payment_intent(setting=setting, payment_intent=payment_intent)
     return None
 
 
 @handles("source.chargeable")
-def on_source_chargeable(setting, source: dict, event) -> str | None:
-    """Legacy Sources (SEPA, Alipay): charge the chargeable source once (idempotency key = source id)."""
-    if belongs_to_other_setting(source, setting):
-        return "ignored"
+def on_source_chargeable(setting, source: dict, event) -> Ignored | None:
+    """Legacy Sources (SEPA, Alipay): charge the chargeable source once (idempotency key = source id) — only a source
+    this service created (its metadata names this setting and an invoice) and with an amount."""
     metadata = dict(source.get("metadata") or {})
-    metadata.setdefault("provider_setting_id", setting.pk)
-    gateway.create_charge_from_source(setting, source_id=source["id"], amount_minor=int(source.get("amount") or 0),
-                                      currency=source.get("currency") or "", metadata=metadata)
+    if str(metadata.get("provider_setting_id") or "") != str(setting.pk) or not str(metadata.get("invoice_id") or "").isdigit():
+        return Ignored("A source this service did not create (its metadata names no invoice of this setting): not charged.")
+    amount = source.get("amount")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        return Ignored("A chargeable source without an amount: not charged.")
+    gateway.create_charge_from_source(setting, source_id=source["id"], amount_minor=amount, currency=source.get("currency") or "",
+                                      metadata=metadata)
     return None  # the charge's own events book it
 
 
@@ -125,9 +139,9 @@ def on_source_chargeable(setting, source: dict, event) -> str | None:
 
 
 @handles("charge.refunded")
-def on_charge_refunded(setting, charge: dict, event) -> str | None:
+def on_charge_refunded(setting, charge: dict, event) -> Ignored | None:
     if belongs_to_other_setting(charge, setting):
-        return "ignored"
+        return OTHER_SETTING
     embedded = charge.get("refunds")
     # Older API versions embed the refunds; newer ones do not: list them (no lock is held here).
     refunds = embedded.get("data", []) if isinstance(embedded, dict) and not embedded.get("has_more") else \
@@ -135,35 +149,36 @@ def on_charge_refunded(setting, charge: dict, event) -> str | None:
     with transaction.atomic():  # the payment and its refunds: one transaction, one commit
         sync_charge(setting, charge, event_created=_event_created(event))
         for refund in refunds:
-            apply_stripe_refund(setting, refund)
+            apply_stripe_refund(setting, refund, charge_id=charge["id"])
     return None
 
 
 @handles("charge.refund.updated", "refund.created", "refund.updated", "refund.failed")
-def on_refund(setting, refund: dict, event) -> str | None:
+def on_refund(setting, refund: dict, event) -> Ignored | None:
     charge = _charge(setting, refund.get("charge"))
     if charge is None:
-        return "ignored"
+        return Ignored("The refund names no charge.")
     if belongs_to_other_setting(charge, setting):
-        return "ignored"
+        return OTHER_SETTING
     with transaction.atomic():  # the payment and the refund: one transaction, one commit
         sync_charge(setting, charge, event_created=_event_created(event))
-        apply_stripe_refund(setting, refund)
+        apply_stripe_refund(setting, refund, charge_id=charge["id"])
     return None
 
 
 # --- Disputes ------------------------------------------------------------------------------------
 
 
-@handles("charge.dispute.created", "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated", "charge.dispute.closed")
-def on_dispute(setting, dispute: dict, event) -> str | None:
+@handles("charge.dispute.created", "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated", "charge.dispute.closed",
+         "charge.dispute.updated")
+def on_dispute(setting, dispute: dict, event) -> Ignored | None:
     charge = _charge(setting, dispute.get("charge"))
     if charge is None:
-        return "ignored"
+        return Ignored("The dispute names no charge.")
     if belongs_to_other_setting(charge, setting):
-        return "ignored"
+        return OTHER_SETTING
     sync_charge(setting, charge, event_created=_event_created(event))
-    disputes.apply_dispute(setting, dispute, event_type=event.type)
+    disputes.apply_dispute(setting, dispute, event_type=event.type, event_created=_event_created(event))
     return None
 
 
@@ -171,21 +186,21 @@ def on_dispute(setting, dispute: dict, event) -> str | None:
 
 
 @handles("setup_intent.succeeded")
-def on_setup_intent_succeeded(setting, setup_intent: dict, event) -> str | None:
+def on_setup_intent_succeeded(setting, setup_intent: dict, event) -> Ignored | None:
     if belongs_to_other_setting(setup_intent, setting):
-        return "ignored"
+        return OTHER_SETTING
     instruments.activate_from_setup_intent(setting=setting, setup_intent=setup_intent)
     return None
 
 
 @handles("payment_method.detached")
-def on_payment_method_detached(setting, payment_method: dict, event) -> str | None:
+def on_payment_method_detached(setting, payment_method: dict, event) -> Ignored | None:
     instruments.deactivate_payment_method(setting=setting, payment_method_id=object_id(payment_method.get("id")))
     return None
 
 
 @handles("payment_method.automatically_updated")
-def on_payment_method_updated(setting, payment_method: dict, event) -> str | None:
+def on_payment_method_updated(setting, payment_method: dict, event) -> Ignored | None:
     instruments.update_payment_method(setting=setting, payment_method=payment_method)
     return None
 

@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import orjson
-from django.db import DatabaseError, OperationalError, connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing.sql import columns, from_row, id_batches, prepared_cursor
+from billing.ledger import sql
 from webhooks.models import EventStatus, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -109,13 +109,6 @@ def stripe_created(event: dict) -> datetime | None:
     return datetime.fromtimestamp(created, tz=UTC) if isinstance(created, int) and created > 0 else None
 
 
-INSERT_EVENT_SQL = (
-    "INSERT INTO webhooks_webhookevent (provider_setting_id, stripe_event_id, stripe_account_id, type, livemode, api_version,"
-    " stripe_created, received_at, payload, status, attempts, last_error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, '')"
-    " ON CONFLICT DO NOTHING RETURNING id"
-)
-
-
 def store_event(setting, event: dict, raw_body: bytes | str | None = None) -> tuple[int | None, bool]:
     """Insert the event once (unique per Stripe account and event id) and enqueue it after commit.
 
@@ -128,15 +121,14 @@ def store_event(setting, event: dict, raw_body: bytes | str | None = None) -> tu
         raw_body = json.dumps(event)
     elif isinstance(raw_body, bytes):
         raw_body = raw_body.decode("utf-8")
-    params = [setting.pk, event["id"], account_id or "", event["type"], bool(event.get("livemode")),
-              str(event.get("api_version") or "")[:50], stripe_created(event), timezone.now(), raw_body, EventStatus.RECEIVED]
-    with prepared_cursor() as cursor:
-        cursor.execute(INSERT_EVENT_SQL, params)
-        row = cursor.fetchone()
-    if row is None:
+    stored = sql.insert(WebhookEvent(provider_setting_id=setting.pk, stripe_event_id=event["id"], stripe_account_id=account_id or "",
+                                     type=event["type"], livemode=bool(event.get("livemode")),
+                                     api_version=str(event.get("api_version") or "")[:50], stripe_created=stripe_created(event),
+                                     payload=raw_body, status=EventStatus.RECEIVED), unless_conflict=True)
+    if stored is None:
         return None, False
-    transaction.on_commit(partial(enqueue_event, row[0]))
-    return row[0], True
+    transaction.on_commit(partial(enqueue_event, stored.pk))
+    return stored.pk, True
 
 
 def store_event_with_reconnect(setting, event: dict, body: bytes) -> tuple[int | None, bool]:
@@ -233,24 +225,16 @@ def replay_events(event_ids) -> int:
 
 
 CLAIM_FIELDS = ("id", "provider_setting_id", "type", "status", "stripe_created", "payload")
-CLAIM_SQL = f"SELECT {columns(WebhookEvent, names=CLAIM_FIELDS)} FROM {WebhookEvent._meta.db_table} WHERE id "  # noqa: S608 - model names
-FINISH_SQL = (f"UPDATE {WebhookEvent._meta.db_table} SET status = %s, last_error = %s, processed_at = %s,"  # noqa: S608 - model names
-              " attempts = attempts + 1 WHERE id ")
 DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
 
 
 def claim_events(event_ids) -> list[WebhookEvent]:
     """The events among `event_ids` still to process, in arrival order, read in one statement (a redelivered
     task finds its events done and gets nothing). No write, no commit: handlers are idempotent, so two workers
-    on one event are harmless, and each commit costs a WAL flush. Plain SQL for the columns processing needs."""
+    on one event are harmless, and each commit costs a WAL flush."""
     from providers.selectors import setting_by_id
 
-    events = []
-    with prepared_cursor() as cursor:
-        for condition, params in id_batches(sorted(set(event_ids))):
-            cursor.execute(CLAIM_SQL + condition + " ORDER BY id", params)
-            events += [event for event in (from_row(WebhookEvent, row, CLAIM_FIELDS) for row in cursor.fetchall())
-                       if event.status not in DONE]
+    events = list(WebhookEvent.objects.filter(id__in=sorted(set(event_ids))).exclude(status__in=DONE).only(*CLAIM_FIELDS).order_by("id"))
     for event in events:
         event.provider_setting = setting_by_id(event.provider_setting_id)  # cached per process (saves a join per event)
     return events
@@ -273,10 +257,8 @@ def finish_events(outcomes: dict[int, tuple[str, str]]) -> None:
     for event_id, (status, error) in outcomes.items():
         by_outcome.setdefault((status, error[:4000]), []).append(event_id)
     now = timezone.now()
-    with prepared_cursor() as cursor:
-        for (status, error), ids in by_outcome.items():
-            for condition, params in id_batches(ids):
-                cursor.execute(FINISH_SQL + condition, [status, error, now, *params])
+    for (status, error), ids in by_outcome.items():
+        WebhookEvent.objects.filter(id__in=ids).update(status=status, last_error=error, processed_at=now, attempts=F("attempts") + 1)
 
 
 def record_event_error(event_id: int, error: str) -> None:
@@ -288,8 +270,8 @@ def process_event(event_id: int) -> str | None:
     event = claim_event(event_id)
     if event is None:
         return None
-    status = process_claimed_event(event)
-    finish_event(event.pk, status)
+    status, note = process_claimed_event(event)
+    finish_event(event.pk, status, note)
     return status
 
 
@@ -310,27 +292,22 @@ def replayable_commits():
     if connection.vendor != "postgresql" or not settings.WEBHOOK_ASYNC_COMMIT or connection.in_atomic_block:
         yield
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SET synchronous_commit TO off")
-    try:
+    with sql.asynchronous_commits():
         yield
-    finally:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("RESET synchronous_commit")
-        except DatabaseError:  # a broken connection: drop it, so no later work inherits the setting
-            connection.close()
 
 
-def process_claimed_event(event: WebhookEvent) -> str:
-    """Run the handler of a claimed event; its outcome (processed or ignored) is for the caller to record."""
-    from webhooks.handlers import handler_for
+def process_claimed_event(event: WebhookEvent) -> tuple[str, str]:
+    """Run the handler of a claimed event; its outcome (processed, or ignored with the reason) is for the caller to
+    record."""
+    from webhooks.handlers import Ignored, handler_for
 
     handler = handler_for(event.type)
     if handler is None:
-        return EventStatus.IGNORED
+        return EventStatus.IGNORED, "No handler for this event type."
     outcome = handler(event.provider_setting, event.event["data"]["object"], event)
-    return EventStatus.IGNORED if outcome == "ignored" else EventStatus.PROCESSED
+    if isinstance(outcome, Ignored):
+        return EventStatus.IGNORED, outcome.reason
+    return EventStatus.PROCESSED, ""
 
 
 def ingest_fetched_event(setting, event: dict) -> bool:

@@ -72,7 +72,7 @@ def _process_batch(events, outcomes: dict[int, tuple[str, str]], deadline: float
                 services.enqueue_events_now([later.pk for later in events[index:]])
                 break
             try:
-                outcomes[event.pk] = (services.process_claimed_event(event), "")
+                outcomes[event.pk] = services.process_claimed_event(event)
             except SoftTimeLimitExceeded:
                 # The task's time is up (a database or Stripe that hangs): this event and the rest go to new tasks now,
                 # before the hard limit kills the process and the outcomes recorded so far with it.

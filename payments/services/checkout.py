@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing.constants import InvoiceKind, InvoiceStatus
+from billing.ledger import locks
 from billing.models import Invoice
 from billing.money import MoneyError, check_minimum_charge, format_amount
 from billing.selectors import open_amount
@@ -163,7 +164,7 @@ def create_payment_for_invoice(invoice: Invoice, *, method_type: str, save_for_f
 def _claim_attempt(invoice, *, setting, amount, method_type, save, source=AttemptSource.PAGE) -> tuple[PaymentAttempt, bool]:
     """The in-flight attempt (reused when it asks for the same), or a new one. Invoice row locked; no Stripe call."""
     with transaction.atomic():
-        Invoice.objects.select_for_update().get(pk=invoice.pk)
+        locks.lock_invoices([invoice.pk])
         current = PaymentAttempt.objects.filter(invoice=invoice, status__in=IN_FLIGHT_ATTEMPT_STATUSES).first()
         if current is not None:
             if current.status == AttemptStatus.PROCESSING:

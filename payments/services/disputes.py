@@ -1,68 +1,87 @@
-"""Disputes (chargebacks): lock the charge's balances, book the money taken back, reverse it if won.
+"""Disputes (chargebacks and inquiries): one Dispute row per Stripe dispute id, and what its facts mean for the books.
 
-The dispute's facts (funds withdrawn, funds reinstated) only ever become true, and the adjustment
-balances are reconciled to those facts under the charge's row lock, so the dispute events give the
-same books in any order and with any duplicates.
+A dispute's facts (funds withdrawn, funds reinstated, closed) only ever become true and its status only moves
+forward, and the ledger reconciles the books to those facts under the charge's row lock, so the dispute events give
+the same books in any order and with any duplicates. An inquiry (`warning_*`) withdraws nothing.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import transaction
 from django.utils import timezone
 
-from billing.constants import BalanceType, LockReason
-from billing.models import Balance
-from billing.money import MoneyError, from_minor_units
-from billing.services import create_balance, lock_balances
-from payments.constants import TransactionStatus
-from payments.models import PaymentTransaction
-from payments.selectors import lock_transaction
-from payments.services.transactions import stripe_time
+from billing import ledger
+from billing.money import MoneyError, bookable_amount
+from payments.constants import (
+    CLOSED_DISPUTE_STATUSES,
+    FINAL_TRANSACTION_STATUSES,
+    RELEASED_DISPUTE_STATUSES,
+    DisputeStatus,
+    TransactionStatus,
+)
+from payments.models import Dispute, PaymentTransaction
+from payments.services.transactions import lock_transaction, object_id, stripe_time
 
 WITHDRAWN_EVENTS = {"charge.dispute.funds_withdrawn"}
 REINSTATED_EVENTS = {"charge.dispute.funds_reinstated"}
+# How far along a dispute is: a status never moves back (a stale `created` after `closed` changes nothing).
+STATUS_RANK = {DisputeStatus.WARNING_NEEDS_RESPONSE: 0, DisputeStatus.NEEDS_RESPONSE: 0, DisputeStatus.WARNING_UNDER_REVIEW: 1,
+               DisputeStatus.UNDER_REVIEW: 1, **{status: 2 for status in CLOSED_DISPUTE_STATUSES}}
 
 
-def apply_dispute(setting, dispute: dict, *, event_type: str) -> PaymentTransaction | None:
-    """Apply one dispute event to the books. The charge's payment must have been synced first."""
-    charge_id = dispute.get("charge") if isinstance(dispute.get("charge"), str) else (dispute.get("charge") or {}).get("id")
+def apply_dispute(setting, dispute: dict, *, event_type: str, event_created: datetime | None = None) -> Dispute | None:
+    """Apply one dispute event. The handler has synced the charge's payment first (outside this transaction)."""
+    charge_id = object_id(dispute.get("charge"))
+    if not dispute.get("id") or not charge_id:
+        return None
     with transaction.atomic():
-        tx = lock_transaction(charge_id or "")
+        tx = lock_transaction(charge_id)
         if tx is None:
             return None
-        status = dispute.get("status") or ""
-        tx.dispute_id = dispute.get("id") or tx.dispute_id
-        tx.dispute_status = status or tx.dispute_status
-        try:
-            tx.dispute_amount = from_minor_units(int(dispute.get("amount") or 0), dispute.get("currency") or tx.currency)
-        except MoneyError:
-            pass
-        # Facts only become true; "lost" implies the funds were withdrawn, "won" that they came back.
-        withdrawn = event_type in WITHDRAWN_EVENTS or status == "lost" or event_type in REINSTATED_EVENTS or status == "won"
-        tx.dispute_funds_withdrawn = tx.dispute_funds_withdrawn or withdrawn
-        tx.dispute_funds_reinstated = tx.dispute_funds_reinstated or event_type in REINSTATED_EVENTS or status == "won"
-        if tx.status != TransactionStatus.FAILED:
-            tx.status = TransactionStatus.DISPUTED
-        tx.save()
-
-        charge_balances = Balance.objects.filter(provider_setting=setting, transaction_number=tx.charge_id, locked=False)
-        lock_balances(list(charge_balances), reason=LockReason.DISPUTED)
-        _reconcile_adjustments(setting, tx, dispute)
-        return tx
+        record = _record(setting, tx, dispute, event_type=event_type, event_created=event_created)
+        if tx.status in FINAL_TRANSACTION_STATUSES:
+            return record  # no money ever arrived: nothing to lock or take back
+        open_disputes = tx.disputes.exclude(status__in=RELEASED_DISPUTE_STATUSES).exists()
+        new_status = TransactionStatus.DISPUTED if open_disputes else TransactionStatus.SUCCEEDED
+        if tx.status != new_status and tx.status in (TransactionStatus.SUCCEEDED, TransactionStatus.DISPUTED, TransactionStatus.PENDING):
+            PaymentTransaction.objects.filter(pk=tx.pk).update(status=new_status, updated_at=timezone.now())
+        ledger.set_disputed_lock(setting_id=setting.pk, charge_id=charge_id, disputed=open_disputes)
+        date = record.stripe_created or timezone.now()
+        if record.funds_withdrawn:
+            ledger.book_withdrawal(setting_id=setting.pk, charge_id=charge_id, dispute_id=record.dispute_id, amount=record.amount,
+                                   currency=record.currency, date=date)
+        if record.funds_reinstated:
+            ledger.book_reinstatement(setting_id=setting.pk, charge_id=charge_id, dispute_id=record.dispute_id, date=date)
+        return record
 
 
-def _reconcile_adjustments(setting, tx: PaymentTransaction, dispute: dict) -> None:
-    if not tx.dispute_id or not tx.dispute_amount or tx.invoice_id is None:
-        return
-    adjustments = list(Balance.objects.select_for_update().filter(type=BalanceType.ADJUSTMENT, provider_setting=setting,
-                                                                  transaction_number=tx.dispute_id))
-    withdrawal = [b for b in adjustments if b.amount > 0]
-    reversal = [b for b in adjustments if b.amount < 0]
-    date = stripe_time(dispute.get("created")) or timezone.now()
-    common = {"account": tx.invoice.account, "type": BalanceType.ADJUSTMENT, "currency": tx.invoice.currency,
-              "invoice": tx.invoice, "transaction_number": tx.dispute_id, "provider_setting": setting, "date": date}
-    if tx.dispute_funds_withdrawn and not withdrawal:
-        create_balance(amount=tx.dispute_amount, note="Dispute: funds withdrawn", **common)
-        withdrawal = [True]
-    if tx.dispute_funds_reinstated and withdrawal and not reversal:
-        create_balance(amount=-tx.dispute_amount, note="Dispute: funds reinstated", **common)
+def _record(setting, tx: PaymentTransaction, dispute: dict, *, event_type: str, event_created: datetime | None) -> Dispute:
+    """The dispute's row, created or brought forward (never back) to what this event says."""
+    status = dispute.get("status") if dispute.get("status") in DisputeStatus.values else DisputeStatus.NEEDS_RESPONSE
+    currency = (dispute.get("currency") or tx.currency or "").upper()
+    try:
+        amount = bookable_amount(int(dispute.get("amount") or 0), currency)
+    except (MoneyError, TypeError, ValueError):
+        amount = tx.amount or 0
+    record = Dispute.objects.select_for_update().filter(dispute_id=dispute["id"]).first()
+    if record is None:
+        record = Dispute(dispute_id=dispute["id"], transaction=tx, provider_setting=setting, status=status, amount=amount,
+                         currency=currency)
+    elif STATUS_RANK.get(status, 0) >= STATUS_RANK.get(record.status, 0) and record.status not in CLOSED_DISPUTE_STATUSES:
+        record.status = status
+    record.amount, record.currency = amount or record.amount, currency or record.currency
+    record.reason = dispute.get("reason") or record.reason
+    due = (dispute.get("evidence_details") or {}).get("due_by")
+    record.evidence_due_by = stripe_time(due) or record.evidence_due_by
+    record.stripe_created = stripe_time(dispute.get("created")) or record.stripe_created
+    if event_created and (record.last_event_created is None or event_created > record.last_event_created):
+        record.last_event_created = event_created
+    # Facts only become true; "lost" implies the funds were withdrawn, "won" that they came back. Inquiries withdraw nothing.
+    if not record.is_inquiry:
+        withdrawn = event_type in WITHDRAWN_EVENTS | REINSTATED_EVENTS or record.status in (DisputeStatus.LOST, DisputeStatus.WON)
+        record.funds_withdrawn = record.funds_withdrawn or withdrawn
+        record.funds_reinstated = record.funds_reinstated or event_type in REINSTATED_EVENTS or record.status == DisputeStatus.WON
+    record.save()
+    return record

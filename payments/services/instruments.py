@@ -131,3 +131,8 @@ def update_payment_method(*, setting, payment_method: dict) -> int:
 def flag_instrument(instrument: PaymentInstrument, *, reason: str) -> None:
     PaymentInstrument.objects.filter(pk=instrument.pk).update(
         needs_attention=True, attention_reason=reason[:255], updated_at=timezone.now())
+
+
+def deactivate_instruments_of_setting(setting) -> int:
+    """Every active instrument of the setting stops being charged (its keys moved to the other mode)."""
+    return PaymentInstrument.objects.filter(provider_setting=setting, active=True).update(active=False, updated_at=timezone.now())

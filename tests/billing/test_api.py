@@ -8,7 +8,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from billing import services
+from billing import ledger
 from tests.factories import AccountFactory, BalanceFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,7 @@ def api(admin_user):
 
 def test_invoices_and_balances_with_open_amounts(api):
     invoice = InvoiceFactory(amount=Decimal("100"))
-    services.book_payment(account=invoice.account, invoice=invoice, amount=Decimal("40"), currency="EUR",
+    ledger.book_payment(account=invoice.account, invoice=invoice, amount=Decimal("40"), currency="EUR",
                           date=invoice.finalized_at, transaction_number="ch_api")
     body = api.get(reverse("billing:invoice-detail", args=[invoice.pk])).json()
     assert body["open_amount"] == "60.000" and body["status"] == "open"

@@ -43,19 +43,37 @@ def test_a_lost_fraction_is_an_error_never_a_rounding(amount):
 
 @pytest.mark.parametrize("amount, currency, minor", [
     ("100", "JPY", 100), ("100.00", "EUR", 10000), ("1.230", "KWD", 1230), ("5", "ISK", 500), ("1000", "HUF", 100000),
-    ("12", "twd", 1200),
+    ("12", "twd", 1200), ("123.45", "HUF", 12345), ("0.05", "TWD", 5), ("7", "UGX", 700),
 ])
 def test_special_cases(amount, currency, minor):
     assert to_minor_units(Decimal(amount), currency) == minor
 
 
 @pytest.mark.parametrize("amount, currency, message", [
-    ("1.5", "JPY", "more decimals"), ("1.234", "KWD", "end in 0"), ("5.5", "ISK", "more decimals"), ("1", "XYZ", "Unknown currency"),
+    ("1.5", "JPY", "more decimals"), ("1.234", "KWD", "last digit must be 0"), ("3.335", "KWD", "last digit must be 0"),
+    ("5.5", "ISK", "more decimals"), ("7.5", "UGX", "more decimals"), ("1.234", "HUF", "more decimals"), ("1", "XYZ", "Unknown currency"),
     ("1", "", "Unknown currency"),
 ])
 def test_refused_conversions(amount, currency, message):
     with pytest.raises(MoneyError, match=message):
         to_minor_units(Decimal(amount), currency)
+
+
+def test_stripe_amounts_the_books_can_and_cannot_take():
+    from billing.money import bookable_amount
+
+    assert bookable_amount(12345, "huf") == Decimal("123.45")  # HUF charges may have two decimals (SPEC §3)
+    assert bookable_amount(700, "UGX") == Decimal("7")
+    with pytest.raises(MoneyError, match="more decimals"):
+        bookable_amount(750, "UGX")  # not a whole unit
+    with pytest.raises(MoneyError, match="Unknown currency"):
+        bookable_amount(100, "abc")
+
+
+def test_payout_places():
+    from billing.money import payout_places
+
+    assert (payout_places("HUF"), payout_places("TWD"), payout_places("EUR"), payout_places("JPY")) == (0, 0, 2, 0)
 
 
 def test_floats_are_refused():

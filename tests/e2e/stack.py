@@ -40,7 +40,7 @@ from decimal import Decimal
 from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
 from billing.models import Account, BusinessEntity, Invoice
-from billing.services import recompute_invoices
+from billing.ledger import recompute_invoices
 from payments.tokens import make_token
 from providers.models import ProviderSetting
 from providers.services import save_provider_setting

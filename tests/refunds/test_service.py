@@ -198,7 +198,7 @@ def test_two_staff_refunding_the_same_charge_at_once_never_over_refund(stripe_ch
 
 def test_credit_after_payment_then_refund_of_the_credited_amount(stripe_charge, payment_balances):
     """Seed workflow: invoice 100 paid; credit note -30; the credited 30 is refunded; the refund settles the credit."""
-    from billing.services import assign_balance
+    from billing.ledger import assign_balance
 
     charge = stripe_charge()
     (balance,) = payment_balances(charge, "-100")
@@ -216,7 +216,7 @@ def test_credit_after_payment_then_refund_of_the_credited_amount(stripe_charge, 
 
 def test_credit_after_a_refund(stripe_charge, payment_balances):
     """Seed workflow: invoice 100 paid, 40 refunded, then a credit note of -40 settles against the refund balance."""
-    from billing.services import assign_balance
+    from billing.ledger import assign_balance
 
     charge = stripe_charge()
     (balance,) = payment_balances(charge, "-100")

@@ -388,7 +388,7 @@ from decimal import Decimal
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
-from billing.services import book_payment
+from billing.ledger import book_payment
 from payments.tokens import make_token
 from providers.stripe import gateway
 from tests.factories import InvoiceFactory, ProviderSettingFactory

@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 
 from billing.models import Balance, Invoice, PaymentEntry
-from billing.services import book_payment
 from config.wsgi import application
 from refunds.models import RefundRequest
 
@@ -45,16 +44,15 @@ def keep_test_connection():
 
 @pytest.fixture
 def api_token(db, fake_stripe, keep_test_connection):
-    from tests.factories import InvoiceFactory, ProviderSettingFactory
+    from tests.factories import BalanceFactory, InvoiceFactory, PaymentEntryFactory, ProviderSettingFactory
 
     setting = ProviderSettingFactory()
     for _ in range(2):
         invoice = InvoiceFactory(amount=Decimal("100.00"))
-        book_payment(account=invoice.account, invoice=invoice, amount=Decimal("40.00"), currency="EUR", date=timezone.now(),
-                     transaction_number="ch_fuzz_unknown", provider_setting=setting)
-        PaymentEntry.objects.create(provider="stripe", kind="unmatched_payment", transaction_number=f"ch_entry{invoice.pk}",
-                                    provider_setting=setting, amount=Decimal("-5.00"), currency="EUR", date=timezone.now(),
-                                    account=invoice.account)
+        BalanceFactory(invoice=invoice, account=invoice.account, amount=Decimal("-40.00"), transaction_number=f"ch_fuzz{invoice.pk}",
+                       provider_setting=setting)
+        PaymentEntryFactory(transaction_number=f"ch_entry{invoice.pk}", provider_setting=setting, amount=Decimal("-5.00"),
+                            date=timezone.now(), account=invoice.account)
     user = User.objects.create_user("fuzz-finance", is_staff=True)
     user.groups.add(Group.objects.get(name="Finance"))
     return Token.objects.create(user=user).key

@@ -191,17 +191,26 @@ class FakeStripeServer:
         with self.lock:
             return copy.deepcopy(self._refund({"charge": charge_id, **({"amount": str(amount)} if amount else {})}))
 
-    def dispute_charge(self, charge_id: str, *, outcome: str | None = None) -> list[dict]:
-        """Open a dispute (funds withdrawn at once, as for cards); `outcome` 'won' or 'lost' closes it."""
+    def dispute_charge(self, charge_id: str, *, outcome: str | None = None, amount: int | None = None, inquiry: bool = False) -> list[dict]:
+        """Open a dispute of the charge (or of `amount` of it): a chargeback withdraws the funds at once, as for cards; an
+        inquiry (`warning_needs_response`) withdraws nothing. `outcome` 'won' or 'lost' closes a chargeback (an inquiry:
+        any outcome closes it as `warning_closed`)."""
         with self.lock:
             charge = self.objects[charge_id]
             dispute = copy.deepcopy(TEMPLATES["dispute"])
-            dispute.update(id="dp_" + secrets.token_hex(8), charge=charge_id, amount=charge["amount"], currency=charge["currency"],
-                           status="needs_response", created=int(time.time()), livemode=charge["livemode"],
-                           payment_intent=charge.get("payment_intent"), metadata={})
+            dispute.update(id="dp_" + secrets.token_hex(8), charge=charge_id, amount=amount or charge["amount"], currency=charge["currency"],
+                           status="warning_needs_response" if inquiry else "needs_response", created=int(time.time()),
+                           livemode=charge["livemode"], payment_intent=charge.get("payment_intent"), metadata={},
+                           is_charge_refundable=inquiry)
             self.objects[dispute["id"]] = dispute
             charge["disputed"] = True
-            events = [self._event("charge.dispute.created", dispute), self._event("charge.dispute.funds_withdrawn", dispute)]
+            events = [self._event("charge.dispute.created", dispute)]
+            if inquiry:
+                if outcome:
+                    dispute["status"] = "warning_closed"
+                    events.append(self._event("charge.dispute.closed", dispute))
+                return events
+            events.append(self._event("charge.dispute.funds_withdrawn", dispute))
             if outcome == "won":
                 dispute["status"] = "won"
                 events += [self._event("charge.dispute.funds_reinstated", dispute), self._event("charge.dispute.closed", dispute)]

@@ -118,6 +118,7 @@ def test_unmatched_payment_becomes_one_open_payment_entry(setting, deliver_all):
     assert not Balance.objects.exists()
 
 
+@pytest.mark.books_may_break  # a refund entry on a debit that then fails cannot happen: built to show it is left alone
 def test_a_failed_unmatched_debit_resolves_its_open_entry_and_leaves_refund_entries_alone(setting, deliver_all):
     """The money of an unmatched SEPA debit never arrived: finance has nothing left to decide on its entry."""
     charge = make_charge(metadata={}, status="pending")

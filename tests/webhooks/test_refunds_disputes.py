@@ -129,7 +129,8 @@ def test_dispute_events_in_any_order(setting, pay, deliver_all, fake_stripe, out
     status, rows = outcomes.pop()
     adjustments = [row for row in rows if row[0] == BalanceType.ADJUSTMENT]
     payments = [row for row in rows if row[0] == BalanceType.PAYMENT]
-    assert payments[0][2:4] == (True, LockReason.DISPUTED)
+    # Lost: the payment stays locked as disputed (its money was taken back); won: the dispute releases it (SPEC §11.3).
+    assert payments[0][2:4] == ((True, LockReason.DISPUTED) if outcome == "lost" else (False, ""))
     if outcome == "lost":
         assert [a[1] for a in adjustments] == [Decimal("100.000")] and status == InvoiceStatus.OPEN
     else:

@@ -12,8 +12,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from billing.constants import InvoiceKind, InvoiceStatus
+from billing.ledger import recompute_invoices
 from billing.models import Account, BusinessEntity, Invoice
-from billing.services import recompute_invoices
 from refunds.permissions import ensure_finance_group
 
 ENTITIES = [

@@ -55,6 +55,7 @@ class Command(BaseCommand):
             amount, currency = to_minor_units(due, document.currency), document.currency.lower()
         obj.update(id=charge or f"ch_test_{secrets.token_hex(10)}", amount=amount, currency=currency, metadata=metadata,
                    status=CHARGE_STATUS.get(type, "succeeded"), created=int(time.time()), livemode=provider_setting.livemode,
+                   captured=type != "charge.failed", paid=CHARGE_STATUS.get(type, "succeeded") == "succeeded",
                    payment_intent=None, failure_message="Test failure." if type == "charge.failed" else None)
         event = copy.deepcopy(examples["event"])
         event.update(id=f"evt_test_{secrets.token_hex(12)}", type=type, created=int(time.time()), livemode=provider_setting.livemode,
