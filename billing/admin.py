@@ -9,6 +9,10 @@ from billing.models import Account, Balance, BusinessEntity, Invoice, PaymentEnt
 from billing.money import format_amount
 from billing.selectors import open_amount
 
+# Read-only sections that apps above billing add to the invoice page (receipts, reminder history) without billing
+# importing them: they append their inline classes here from their own admin modules.
+INVOICE_PAGE_INLINES: list = []
+
 BOOK_FIELDS = ("type", "amount", "currency", "transaction_number", "provider_setting", "date", "split_from", "refunds_balance",
                "stripe_refund_id", "is_overrefund", "status", "locked", "lock_reason")
 
@@ -22,8 +26,8 @@ class BusinessEntityAdmin(admin.ModelAdmin):
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    list_display = ("name", "email", "business_entity")
-    list_filter = ("business_entity",)
+    list_display = ("name", "email", "language", "business_entity")
+    list_filter = ("business_entity", "language")
     search_fields = ("name", "email")
     actions = ["auto_assign_action"]
 
@@ -56,6 +60,9 @@ class InvoiceAdmin(admin.ModelAdmin):
     readonly_fields = ("status", "finalized_at", "cancelled_at", "open_amount_display", "payment_link")
     inlines = [BalanceInline]
     actions = ["finalize_action", "cancel_action", "email_payment_link_action", "collect_off_session_action"]
+
+    def get_inlines(self, request, obj):
+        return [*self.inlines, *INVOICE_PAGE_INLINES] if obj else self.inlines
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
