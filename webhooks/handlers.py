@@ -19,6 +19,7 @@ from payments.services.checkout import sync_attempt_from_payment_intent
 from payments.services.transactions import belongs_to_other_setting, object_id, record_payment_failure, sync_charge
 from providers.constants import WEBHOOK_EVENTS
 from providers.stripe import gateway
+from receipts.tasks import issue_after_commit
 from refunds.services import apply_stripe_refund
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def on_charge(setting, charge: dict, event) -> str | None:
         return "ignored"
     tx = sync_charge(setting, charge, event_created=_event_created(event))
     instruments.activate_from_payment(setting=setting, transaction=tx, charge=charge, payment_intent=None)
+    issue_after_commit(charge=tx)
     return None
 
 
@@ -83,6 +85,7 @@ def on_payment_intent_progress(setting, payment_intent: dict, event) -> str | No
     if charge is not None:
         tx = sync_charge(setting, charge, event_created=_event_created(event), payment_intent=payment_intent)
         instruments.activate_from_payment(setting=setting, transaction=tx, charge=charge, payment_intent=payment_intent)
+        issue_after_commit(charge=tx)
     sync_attempt_from_payment_intent(setting=setting, payment_intent=payment_intent)
     return None
 
@@ -135,7 +138,7 @@ def on_charge_refunded(setting, charge: dict, event) -> str | None:
     with transaction.atomic():  # the payment and its refunds: one transaction, one commit
         sync_charge(setting, charge, event_created=_event_created(event))
         for refund in refunds:
-            apply_stripe_refund(setting, refund)
+            issue_after_commit(refund_request=apply_stripe_refund(setting, refund))
     return None
 
 
@@ -148,7 +151,7 @@ def on_refund(setting, refund: dict, event) -> str | None:
         return "ignored"
     with transaction.atomic():  # the payment and the refund: one transaction, one commit
         sync_charge(setting, charge, event_created=_event_created(event))
-        apply_stripe_refund(setting, refund)
+        issue_after_commit(refund_request=apply_stripe_refund(setting, refund))
     return None
 
 
