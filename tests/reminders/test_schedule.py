@@ -131,14 +131,16 @@ def test_the_email_has_text_and_html_the_open_amount_and_the_payment_link_in_the
     assert "€119.00" in en.body and "February 3, 2027" in en.body and "/pay/" in en.body
 
 
-def test_a_step_added_later_never_reaches_back_behind_one_already_sent():
+def test_a_changed_schedule_never_reaches_back_behind_a_step_already_sent():
     entity = BusinessEntityFactory()
     schedule = schedule_for(entity, 7, time_zone="UTC")
     invoice = InvoiceFactory(account=AccountFactory(business_entity=entity), due_date=date(2027, 6, 1))
     run_at(datetime(2027, 6, 8, 9, 0, tzinfo=UTC))
-    ReminderStep.objects.create(schedule=schedule, days_from_due=1)
+    ReminderStep.objects.create(schedule=schedule, days_from_due=6)  # an earlier step, added after +7 went out
+    run_at(datetime(2027, 6, 8, 10, 0, tzinfo=UTC))
+    ReminderStep.objects.filter(days_from_due=7).delete()  # now +6 is the latest due step
     run_at(datetime(2027, 6, 9, 9, 0, tzinfo=UTC))
-    assert sent_steps(invoice) == [7]
+    assert sent_steps(invoice) == [7] and len(mail.outbox) == 1
 
 
 def test_a_missed_step_is_not_sent_late_and_only_the_latest_due_step_goes_out():
