@@ -30,11 +30,12 @@ class ReadOnly:
 
 @admin.register(Receipt)
 class ReceiptAdmin(ReadOnly, admin.ModelAdmin):
-    list_display = ("number", "kind", "invoice", "account", "amount_display", "money_moved_at", "email_status", "pdf")
+    list_display = ("number", "kind", "invoice", "account", "amount_display", "money_moved_at", "email_status", "download")
     list_filter = ("kind", "business_entity", "currency")
     search_fields = ("number", "invoice__number", "account__name", "stripe_reference")
     list_select_related = ("invoice", "account", "email")
     exclude = ("pdf",)
+    readonly_fields = ("download",)
 
     @admin.display(description="amount")
     def amount_display(self, obj):
@@ -50,7 +51,7 @@ class ReceiptAdmin(ReadOnly, admin.ModelAdmin):
         return f"not sent ({email.attempts} attempts{': ' + email.last_error[:80] if email.last_error else ''})"
 
     @admin.display(description="PDF")
-    def pdf(self, obj):
+    def download(self, obj):
         return pdf_link(obj)
 
     def get_urls(self):
@@ -67,12 +68,12 @@ class InvoiceReceiptsInline(ReadOnly, admin.TabularInline):
     model = Receipt
     fk_name = "invoice"
     extra = 0
-    fields = ("number", "kind", "amount", "currency", "money_moved_at", "pdf")
+    fields = ("number", "kind", "amount", "currency", "money_moved_at", "download")
     readonly_fields = fields
     verbose_name_plural = "receipts"
 
     @admin.display(description="PDF")
-    def pdf(self, obj):
+    def download(self, obj):
         return pdf_link(obj)
 
 
