@@ -276,5 +276,8 @@ LOGGING = {
     "loggers": {
         # The Stripe SDK logs request lines; keep it quiet.
         "stripe": {"level": "WARNING"},
+        # WeasyPrint logs every step of every receipt at INFO.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
     },
 }
