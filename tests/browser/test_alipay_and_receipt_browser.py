@@ -35,7 +35,7 @@ def deliver_events(client, fake_stripe, capture, *types):
 
 
 def test_an_alipay_payment_redirects_returns_is_booked_and_never_offers_future_payments(
-        browser, live_server, stripe_js_double, client, django_capture_on_commit_callbacks):
+        browser, live_server, stripe_js_double, client, django_capture_on_commit_callbacks):  # noqa: F811 - fixtures
     # Future payments forced on for cards and SEPA: Alipay still never offers them.
     ProviderSettingFactory(method_card=True, method_alipay=True, enable_future_payments=True, future_payments_active=True,
                            future_payments_changeable=False)
@@ -68,7 +68,7 @@ def test_an_alipay_payment_redirects_returns_is_booked_and_never_offers_future_p
     page.close()
 
 
-def test_the_customer_downloads_the_receipt_from_the_return_page(browser, live_server, stripe_js_double, client,
+def test_the_customer_downloads_the_receipt_from_the_return_page(browser, live_server, stripe_js_double, client,  # noqa: F811
                                                                   django_capture_on_commit_callbacks):
     ProviderSettingFactory(method_card=True)
     invoice = InvoiceFactory(amount=Decimal("119.00"))
