@@ -9,23 +9,13 @@ from django.utils.html import format_html
 
 from billing.admin import INVOICE_PAGE_INLINES
 from billing.money import format_amount
+from payments.admin import ReadOnly
 from receipts.models import Receipt, ReceiptSequence
 from receipts.views import pdf_response
 
 
 def pdf_link(receipt: Receipt) -> str:
     return format_html('<a href="{}">{}.pdf</a>', reverse("admin:receipts_receipt_pdf", args=[receipt.pk]), receipt.number)
-
-
-class ReadOnly:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Receipt)

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from billing.admin import INVOICE_PAGE_INLINES
+from payments.admin import ReadOnly
 from reminders.models import Reminder, ReminderSchedule, ReminderStep
 from reminders.selectors import schedule_days, today_in
 
@@ -38,17 +39,6 @@ class ReminderScheduleAdmin(admin.ModelAdmin):
             "", "<div>{}: reminder on {} ({} days)</div>",
             ((f"Invoice due {due:%a %d %b %Y}", (due + timedelta(days=day)).strftime("%a %d %b %Y"), f"{day:+d}")
              for day in schedule_days(obj)))
-
-
-class ReadOnly:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Reminder)
