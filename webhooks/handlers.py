@@ -136,7 +136,7 @@ def on_charge_refunded(setting, charge: dict, event) -> str | None:
     refunds = embedded.get("data", []) if isinstance(embedded, dict) and not embedded.get("has_more") else \
         gateway.list_refunds(setting, charge_id=charge["id"])
     with transaction.atomic():  # the payment and its refunds: one transaction, one commit
-        sync_charge(setting, charge, event_created=_event_created(event))
+        issue_after_commit(charge=sync_charge(setting, charge, event_created=_event_created(event)))
         for refund in refunds:
             issue_after_commit(refund_request=apply_stripe_refund(setting, refund))
     return None
@@ -150,8 +150,8 @@ def on_refund(setting, refund: dict, event) -> str | None:
     if belongs_to_other_setting(charge, setting):
         return "ignored"
     with transaction.atomic():  # the payment and the refund: one transaction, one commit
-        sync_charge(setting, charge, event_created=_event_created(event))
-        issue_after_commit(refund_request=apply_stripe_refund(setting, refund))
+        tx = sync_charge(setting, charge, event_created=_event_created(event))
+        issue_after_commit(charge=tx, refund_request=apply_stripe_refund(setting, refund))
     return None
 
 
