@@ -16,6 +16,10 @@ from billing.models import Account, Balance, BusinessEntity, Invoice, PaymentEnt
 from billing.money import format_amount
 from billing.selectors import open_amount
 
+# Read-only sections that apps above billing add to the invoice page (receipts, reminder history) without billing
+# importing them: they append their inline classes here from their own admin modules.
+INVOICE_PAGE_INLINES: list = []
+
 
 @admin.register(BusinessEntity)
 class BusinessEntityAdmin(admin.ModelAdmin):
@@ -26,8 +30,8 @@ class BusinessEntityAdmin(admin.ModelAdmin):
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    list_display = ("name", "email", "business_entity")
-    list_filter = ("business_entity",)
+    list_display = ("name", "email", "language", "business_entity")
+    list_filter = ("business_entity", "language")
     search_fields = ("name", "email")
     actions = ["auto_assign_action"]
 
@@ -60,6 +64,9 @@ class InvoiceAdmin(admin.ModelAdmin):
     readonly_fields = ("status", "finalized_at", "cancelled_at", "open_amount_display")
     inlines = [BalanceInline]
     actions = ["finalize_action", "cancel_action"]
+
+    def get_inlines(self, request, obj):
+        return [*self.inlines, *INVOICE_PAGE_INLINES] if obj else self.inlines
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

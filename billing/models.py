@@ -6,6 +6,7 @@ balances positive. An invoice's open amount is its amount plus the balances link
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
@@ -46,6 +47,8 @@ class Account(models.Model):
     business_entity = models.ForeignKey(BusinessEntity, on_delete=models.PROTECT, related_name="accounts")
     name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)
+    # The language of everything the customer receives (receipts, reminders, payment-link emails).
+    language = models.CharField(max_length=8, choices=settings.LANGUAGES, default="en")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -49,6 +49,9 @@ INSTALLED_APPS = [
     "providers",
     "payments",
     "webhooks",
+    # Before refunds: its post_migrate gives the Finance group view permissions on receipts and reminder history.
+    "receipts",
+    "reminders",
     "refunds",
 ]
 
@@ -155,6 +158,8 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "billing@localhost")
+# A mail server that hangs must not hold an outbox row (and a worker) forever.
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
 
 # --- Stripe ----------------------------------------------------------------------------------
 # A Stripe-compatible server for tests and offline demos; empty means Stripe itself.
@@ -168,6 +173,12 @@ STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")
 STRIPE_OFFLINE_DEMO = env_bool("STRIPE_OFFLINE_DEMO", False)
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = 300
 WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
+# The receipts beat task issues receipts that were missed for charges and refunds of the last days (not older, so
+# that turning receipts on does not email every customer for past payments).
+RECEIPT_SWEEP_DAYS = int(os.environ.get("RECEIPT_SWEEP_DAYS", "3"))
+# A reminder step whose day passed more than this many days ago is not sent any more (a beat outage, or reminders
+# switched on for old invoices), so customers never get a pile of late reminders at once.
+REMINDER_MAX_LATENESS_DAYS = int(os.environ.get("REMINDER_MAX_LATENESS_DAYS", "3"))
 PAYMENT_LINK_MAX_AGE_SECONDS = int(os.environ.get("PAYMENT_LINK_MAX_AGE_DAYS", "30")) * 86400
 # The webhook body limit is enforced by the view itself (413); Django's own limit must be larger.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
@@ -219,6 +230,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "refunds.tasks.finish_pending_refund_requests",
         "schedule": 300.0,
     },
+    "receipts-sweep": {
+        "task": "receipts.tasks.sweep_receipts",
+        "schedule": 300.0,
+    },
+    "reminders-send-due": {
+        "task": "reminders.tasks.send_due_reminders",
+        "schedule": crontab(minute=5),
+    },
     "payments-collect-due-invoices": {
         "task": "payments.tasks.collect_due_invoices",
         "schedule": crontab(minute=15, hour="*/6"),
@@ -261,5 +280,8 @@ LOGGING = {
     "loggers": {
         # The Stripe SDK logs request lines; keep it quiet.
         "stripe": {"level": "WARNING"},
+        # WeasyPrint logs every step of every receipt at INFO.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
     },
 }

@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("billing.urls")),
     path("webhooks/", include("webhooks.urls")),
+    path("", include("receipts.urls")),
     path("", include("payments.urls")),
 ]
 

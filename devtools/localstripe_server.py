@@ -216,6 +216,19 @@ def _initialize_charge(self, on_success=None, on_failure_now=None, on_failure_la
 Charge._initialize_charge = _initialize_charge
 
 
+def _set_auth_failure(self):
+    """localstripe words every failure as a card decline; a SEPA debit fails as Stripe reports it: the bank's reason."""
+    self.status = "failed"
+    if self._is_async_payment_method():
+        self.failure_code = "insufficient_funds"
+        self.failure_message = "The customer's account has insufficient funds to cover this payment."
+    else:
+        self.failure_code, self.failure_message = "card_declined", "Your card was declined."
+
+
+Charge._set_auth_failure = _set_auth_failure
+
+
 # --- Refunds: capped, with their events -------------------------------------------------------------
 
 _original_refund_init = Refund.__init__

@@ -9,8 +9,10 @@ from billing.models import Invoice
 from payments.models import Dispute, PaymentAttempt, PaymentInstrument, PaymentTransaction, StripeCustomer
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
+class ReadOnly:
+    """Records that only services write: shown, never added, changed or deleted in the admin (pages and inlines)."""
+
+    def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
@@ -18,6 +20,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):
+    pass
 
 
 @admin.register(PaymentTransaction)

@@ -18,7 +18,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from billing.models import Invoice
+from billing.models import BusinessEntity, Invoice
 from payments.formatting import format_money
 from payments.services import checkout as checkout_service
 from payments.services import offline
@@ -61,9 +61,27 @@ def content_security_policy(view):
     return wrapped
 
 
-def message_page(request, title: str, message: str, status: int = 200, invoice=None):
-    return render(request, "payments/message.html", {"title": title, "message": message, "invoice": invoice,
-                                                     "entity": invoice.business_entity if invoice else None}, status=status)
+def message_page(request, title: str, message: str, status: int = 200, invoice=None, entity=None):
+    entity = entity or (invoice.business_entity if invoice else None)
+    return render(request, "payments/message.html", {"title": title, "message": message, "invoice": invoice, "entity": entity},
+                  status=status)
+
+
+def link_error_page(request, title: str, exc: TokenError, *, entity=None):
+    """A tampered link: 400. An expired one: 410, in the branding of the entity it was for, saying whom to ask for a
+    new one (the expired token still names its invoice; only the entity is read from it, nothing is done with it)."""
+    if not exc.expired:
+        return message_page(request, title, str(exc), status=400)
+    if entity is None:
+        entity = BusinessEntity.objects.filter(invoices__pk=exc.expired_id).first()
+    if entity is None:
+        return message_page(request, title, str(exc), status=410)
+    if entity.support_email:
+        message = _("This link has expired. Please ask %(name)s for a new one at %(email)s.") % {
+            "name": entity.public_name, "email": entity.support_email}
+    else:
+        message = _("This link has expired. Please ask %(name)s for a new one.") % {"name": entity.public_name}
+    return message_page(request, title, message, status=410, entity=entity)
 
 
 def invoice_from_token(token: str, purpose: str = PAY) -> Invoice:
@@ -80,7 +98,7 @@ def pay(request, token):
     try:
         invoice = invoice_from_token(token)
     except TokenError as exc:
-        return message_page(request, _("Payment link"), str(exc), status=400 if "expired" not in str(exc) else 410)
+        return link_error_page(request, _("Payment link"), exc)
     try:
         checkout = checkout_service.checkout_for(invoice)
     except checkout_service.PaymentNotPossible as exc:
@@ -138,7 +156,7 @@ def offline_test_payment(request, token):
         payment_intent_id = offline.pay_offline(invoice, method_key=request.POST.get("method", ""),
                                                 save_for_future=bool(request.POST.get("save_for_future")), return_url=return_url)
     except TokenError as exc:
-        return message_page(request, _("Payment link"), str(exc), status=400)
+        return link_error_page(request, _("Payment link"), exc)
     except checkout_service.PaymentNotPossible as exc:
         return message_page(request, _("Payment"), str(exc), status=409, invoice=invoice)
     except gateway.StripeGatewayError as exc:
@@ -152,16 +170,18 @@ def payment_return(request, token):
     try:
         invoice = invoice_from_token(token)
     except TokenError as exc:
-        return message_page(request, _("Payment link"), str(exc), status=400)
+        return link_error_page(request, _("Payment link"), exc)
     payment_intent_id = request.GET.get("payment_intent", "")
     if not payment_intent_id.startswith("pi_"):
         return message_page(request, _("Payment"), _("We could not find this payment."), status=400, invoice=invoice)
     try:
-        outcome = checkout_service.payment_outcome(invoice, payment_intent_id)
+        outcome = checkout_service.payment_outcome(invoice, payment_intent_id, language=get_language() or "en")
     except checkout_service.PaymentNotPossible as exc:
         return message_page(request, _("Payment"), str(exc), status=400, invoice=invoice)
+    receipt_url = f"{reverse('receipts:of-payment', args=[token])}?payment_intent={payment_intent_id}" \
+        if outcome.state == "succeeded" else ""
     return render(request, "payments/result.html", {"invoice": invoice, "entity": invoice.business_entity, "outcome": outcome,
-                                                    "retry_url": reverse("payments:pay", args=[token])})
+                                                    "retry_url": reverse("payments:pay", args=[token]), "receipt_url": receipt_url})
 
 
 @content_security_policy
@@ -172,7 +192,7 @@ def save_method(request, token):
         checkout = checkout_service.checkout_for(invoice) if invoice.status == "open" else None
         setting = checkout.setting if checkout else None
     except TokenError as exc:
-        return message_page(request, _("Payment method"), str(exc), status=400)
+        return link_error_page(request, _("Payment method"), exc)
     except checkout_service.PaymentNotPossible:
         setting = None
     if setting is None:

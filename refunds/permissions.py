@@ -8,7 +8,7 @@ FINANCE_PERMISSIONS = [
     ("refunds", "add_refundrequest"), ("refunds", "view_refundrequest"),
     ("billing", "view_balance"), ("billing", "change_balance"), ("billing", "view_invoice"), ("billing", "view_account"),
     ("billing", "view_paymententry"), ("billing", "change_paymententry"), ("billing", "view_businessentity"),
-    ("webhooks", "view_webhookevent"),
+    ("webhooks", "view_webhookevent"), ("receipts", "view_receipt"), ("reminders", "view_reminder"),
 ]
 
 

@@ -21,6 +21,7 @@ from payments.services.checkout import sync_attempt_from_payment_intent
 from payments.services.transactions import belongs_to_other_setting, object_id, record_payment_failure, sync_charge
 from providers.constants import WEBHOOK_EVENTS
 from providers.stripe import gateway
+from receipts.tasks import issue_after_commit
 from refunds.services import apply_stripe_refund
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def on_charge(setting, charge: dict, event) -> Ignored | None:
         return OTHER_SETTING
     tx = sync_charge(setting, charge, event_created=_event_created(event), event_type=event.type)
     instruments.activate_from_payment(setting=setting, transaction=tx, charge=charge, payment_intent=None)
+    issue_after_commit(charge=tx)
     return None
 
 
@@ -94,6 +96,7 @@ def on_payment_intent_progress(setting, payment_intent: dict, event) -> Ignored 
     if charge is not None:
         tx = sync_charge(setting, charge, event_created=_event_created(event), payment_intent=payment_intent)
         instruments.activate_from_payment(setting=setting, transaction=tx, charge=charge, payment_intent=payment_intent)
+        issue_after_commit(charge=tx)
     sync_attempt_from_payment_intent(setting=setting, payment_intent=payment_intent)
     return None
 
@@ -147,9 +150,9 @@ def on_charge_refunded(setting, charge: dict, event) -> Ignored | None:
     refunds = embedded.get("data", []) if isinstance(embedded, dict) and not embedded.get("has_more") else \
         gateway.list_refunds(setting, charge_id=charge["id"])
     with transaction.atomic():  # the payment and its refunds: one transaction, one commit
-        sync_charge(setting, charge, event_created=_event_created(event))
+        issue_after_commit(charge=sync_charge(setting, charge, event_created=_event_created(event)))
         for refund in refunds:
-            apply_stripe_refund(setting, refund, charge_id=charge["id"])
+            issue_after_commit(refund_request=apply_stripe_refund(setting, refund, charge_id=charge["id"]))
     return None
 
 
@@ -161,8 +164,8 @@ def on_refund(setting, refund: dict, event) -> Ignored | None:
     if belongs_to_other_setting(charge, setting):
         return OTHER_SETTING
     with transaction.atomic():  # the payment and the refund: one transaction, one commit
-        sync_charge(setting, charge, event_created=_event_created(event))
-        apply_stripe_refund(setting, refund, charge_id=charge["id"])
+        tx = sync_charge(setting, charge, event_created=_event_created(event))
+        issue_after_commit(charge=tx, refund_request=apply_stripe_refund(setting, refund, charge_id=charge["id"]))
     return None
 
 

@@ -597,3 +597,21 @@ def advisory_transaction_lock(key: str) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [key])
+
+
+def durable_atomic():
+    """A transaction whose commit waits for the disk flush even where the session turned that off (webhook processing
+    commits asynchronously, webhooks.services.replayable_commits). For writes that something outside the database
+    relies on at once, e.g. a receipt number that is emailed right after the commit: a crash must not lose the row and
+    hand the number out again."""
+    from django.db import transaction
+
+    @contextmanager
+    def block():
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO on")
+            yield
+
+    return block()

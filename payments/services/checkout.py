@@ -9,11 +9,13 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing.constants import InvoiceKind, InvoiceStatus
 from billing.ledger import locks
 from billing.models import Invoice
-from billing.money import MoneyError, check_minimum_charge, format_amount
+from billing.money import MoneyError, check_minimum_charge
 from billing.selectors import open_amount
 from payments.constants import IN_FLIGHT_ATTEMPT_STATUSES, AttemptSource, AttemptStatus, MethodType
 from payments.models import PaymentAttempt
@@ -192,26 +194,61 @@ class PaymentOutcome:
     state: str  # succeeded | processing | failed | pending
     message: str
     payment_intent: dict
+    other_method: bool = False  # a failed SEPA debit: the customer is pointed to another method, not the same again
 
 
-def payment_outcome(invoice: Invoice, payment_intent_id: str) -> PaymentOutcome:
-    """What the return page shows: re-read from Stripe, never from the browser's word."""
+# What a customer reads when their bank refused a SEPA debit (Stripe's failure codes for sepa_debit charges).
+SEPA_FAILURE_REASONS = {
+    "insufficient_funds": gettext_lazy("the account did not have sufficient funds."),
+    "account_closed": gettext_lazy("the bank account is closed."),
+    "no_account": gettext_lazy("the bank could not find this account."),
+    "invalid_account_number": gettext_lazy("the bank could not find this account."),
+    "branch_does_not_exist": gettext_lazy("the bank could not find this account."),
+    "bank_account_restricted": gettext_lazy("the bank does not allow direct debits from this account."),
+    "debit_not_authorized": gettext_lazy("the account holder did not authorise the debit."),
+    "incorrect_account_holder_name": gettext_lazy("the account holder's name does not match the account."),
+    "bank_ownership_changed": gettext_lazy("the account has moved to another bank."),
+}
+
+
+def _failure_facts(payment_intent: dict) -> tuple[str, str, str]:
+    """(method type, failure code, Stripe's message) of the PaymentIntent's failed attempt."""
+    error = payment_intent.get("last_payment_error") or {}
+    method = error.get("payment_method") if isinstance(error.get("payment_method"), dict) else {}
+    method_type = (method or {}).get("type") or ""
+    code = error.get("decline_code") or error.get("code") or ""
+    charge = payment_intent.get("latest_charge")
+    if isinstance(charge, dict):  # the charge names the bank's reason; the PaymentIntent's error may be generic
+        code = charge.get("failure_code") or code
+        method_type = method_type or (charge.get("payment_method_details") or {}).get("type") or ""
+    return method_type, code, error.get("message") or ""
+
+
+def payment_outcome(invoice: Invoice, payment_intent_id: str, *, language: str = "en") -> PaymentOutcome:
+    """What the return page shows: re-read from Stripe, never from the browser's word. Amounts in the page's language."""
+    from payments.formatting import format_money
+
     attempt = PaymentAttempt.objects.filter(invoice=invoice, payment_intent_id=payment_intent_id).select_related("provider_setting").first()
     if attempt is None:
-        raise PaymentNotPossible("We could not find this payment. If you were charged, you will receive a confirmation.")
+        raise PaymentNotPossible(_("We could not find this payment. If you were charged, you will receive a confirmation."))
     try:
-        payment_intent = gateway.retrieve_payment_intent(attempt.provider_setting, payment_intent_id)
+        payment_intent = gateway.retrieve_payment_intent(attempt.provider_setting, payment_intent_id, expand_latest_charge=True)
     except gateway.StripeGatewayError as exc:
-        raise PaymentNotPossible(f"We could not check the payment right now: {exc}") from None
+        raise PaymentNotPossible(_("We could not check the payment right now: %(error)s") % {"error": exc}) from None
     sync_attempt_from_payment_intent(setting=attempt.provider_setting, payment_intent=payment_intent)
     status = payment_intent.get("status")
-    amount = format_amount(attempt.amount, invoice.currency)
+    facts = {"amount": format_money(attempt.amount, invoice.currency, language), "number": invoice.number}
     if status == "succeeded":
-        return PaymentOutcome("succeeded", f"Thank you! Your payment of {amount} for invoice {invoice.number} succeeded.", payment_intent)
+        return PaymentOutcome("succeeded", _("Your payment of %(amount)s for invoice %(number)s succeeded.") % facts, payment_intent)
     if status == "processing":
-        return PaymentOutcome("processing", f"Thank you! Your payment of {amount} for invoice {invoice.number} is being processed. "
-                                            "For SEPA Direct Debit this takes a few business days.", payment_intent)
-    error = (payment_intent.get("last_payment_error") or {}).get("message")
-    if error:
-        return PaymentOutcome("failed", f"The payment did not go through: {error}", payment_intent)
-    return PaymentOutcome("pending", "The payment is not complete yet. You can try again below.", payment_intent)
+        return PaymentOutcome("processing", _("Your payment of %(amount)s for invoice %(number)s is being processed. "
+                                              "For SEPA Direct Debit this takes a few business days.") % facts, payment_intent)
+    method_type, code, stripe_message = _failure_facts(payment_intent)
+    if (method_type or attempt.method_type) == MethodType.SEPA_DEBIT and (code or stripe_message):
+        reason = SEPA_FAILURE_REASONS.get(code) or stripe_message or _("the bank refused it.")
+        return PaymentOutcome("failed", _("The SEPA Direct Debit of %(amount)s for invoice %(number)s failed: %(reason)s "
+                                          "No money was taken. Please pay with another method.") % {**facts, "reason": reason},
+                              payment_intent, other_method=True)
+    if stripe_message:
+        return PaymentOutcome("failed", _("The payment did not go through: %(reason)s") % {"reason": stripe_message}, payment_intent)
+    return PaymentOutcome("pending", _("The payment is not complete yet. You can try again below."), payment_intent)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from billing.constants import InvoiceKind, InvoiceStatus
 from billing.models import Invoice
 from payments.constants import AttemptSource, AttemptStatus
+from payments.emails import customer_email
 from payments.models import PaymentAttempt
 from payments.selectors import active_instrument, payment_link_for
 from payments.services.checkout import PaymentNotPossible, _claim_attempt, checkout_for
@@ -22,18 +20,12 @@ logger = logging.getLogger(__name__)
 
 
 def send_payment_link(invoice: Invoice, *, reason: str = "") -> None:
-    """Email the customer a payment link (plain text and HTML, branded per business entity)."""
+    """Email the customer a payment link (plain text and HTML, branded per business entity, in their language)."""
     if not invoice.account.email:
         raise PaymentNotPossible(f"{invoice.account} has no email address.")
-    entity = invoice.business_entity
-    context = {"invoice": invoice, "entity": entity, "link": payment_link_for(invoice), "reason": reason,
-               "account": invoice.account, "amount": checkout_for(invoice).amount}
-    subject = f"{entity.public_name}: payment for invoice {invoice.number}"
-    message = EmailMultiAlternatives(subject, render_to_string("payments/email/payment_link.txt", context),
-                                     settings.DEFAULT_FROM_EMAIL, [invoice.account.email],
-                                     reply_to=[entity.support_email] if entity.support_email else None)
-    message.attach_alternative(render_to_string("payments/email/payment_link.html", context), "text/html")
-    message.send()
+    customer_email(account=invoice.account, entity=invoice.business_entity, template="payments/email/payment_link",
+                   context={"invoice": invoice, "link": payment_link_for(invoice), "reason": reason,
+                            "amount": checkout_for(invoice).amount}).send()
 
 
 def collect_invoice_off_session(invoice: Invoice) -> str:

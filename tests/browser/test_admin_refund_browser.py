@@ -13,7 +13,6 @@ from django.contrib.auth.models import Group, User
 from billing.models import Balance
 from refunds.models import RefundRequest
 from tests.browser.test_payment_page_browser import ARTIFACTS, CHROMIUM, browser  # noqa: F401 - the fixture
-from tests.refunds.conftest import payment_balances, setting, stripe_charge  # noqa: F401 - fixtures
 
 pytestmark = [
     pytest.mark.slow,

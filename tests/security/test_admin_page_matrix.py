@@ -14,7 +14,7 @@ from tests.security.test_admin_action_matrix import client_for
 pytestmark = pytest.mark.django_db
 
 FINANCE_VIEWS = {"billing.businessentity", "billing.account", "billing.invoice", "billing.balance", "billing.paymententry",
-                 "webhooks.webhookevent", "refunds.refundrequest"}
+                 "webhooks.webhookevent", "refunds.refundrequest", "receipts.receipt", "reminders.reminder"}
 
 
 def admin_pages():

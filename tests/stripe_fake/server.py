@@ -138,6 +138,7 @@ class FakeStripeServer:
             self.idempotency: dict[tuple, tuple] = {}
             self.faults: list[dict] = []
             self.refunds_by_charge: dict[str, list[str]] = {}
+            self.redirects: dict[str, str] = {}  # PaymentIntent id -> return_url, while the customer is on Alipay's page
             self.mode = "test"
 
     # --- test controls -----------------------------------------------------------------------
@@ -227,6 +228,32 @@ class FakeStripeServer:
             self.objects[source["id"]] = source
             return copy.deepcopy(source)
 
+    def complete_redirect(self, payment_intent_id: str, *, authorize: bool = True) -> str:
+        """The customer authorizes (or refuses) on Alipay's page: the charge and its events, then the URL Stripe sends the
+        browser back to (`return_url` with payment_intent, its client secret and redirect_status)."""
+        from urllib.parse import urlencode
+
+        with self.lock:
+            pi = self._get(payment_intent_id, "payment_intent")
+            return_url = self.redirects.pop(payment_intent_id, None)
+            if return_url is None or pi["status"] != "requires_action":
+                raise StripeFail(400, "invalid_request_error", f"PaymentIntent {payment_intent_id} is not waiting for a redirect.")
+            pm = self.objects[pi["payment_method"]]
+            if authorize:
+                self._charge(pi, pm, "succeeded")
+                pi.update(status="succeeded", amount_received=pi["amount"], next_action=None)
+                self._event("payment_intent.succeeded", pi)
+            else:
+                message = "The customer did not approve the payment."
+                charge = self._charge(pi, pm, "failed", failure_code="payment_intent_authentication_failure", failure_message=message)
+                pi.update(status="requires_payment_method", next_action=None, last_payment_error={
+                    "type": "invalid_request_error", "code": "payment_intent_payment_attempt_failed", "message": message,
+                    "charge": charge["id"], "payment_method": copy.deepcopy(pm)})
+                self._event("payment_intent.payment_failed", pi)
+            query = urlencode({"payment_intent": pi["id"], "payment_intent_client_secret": pi["client_secret"],
+                               "redirect_status": "succeeded" if authorize else "failed"})
+            return f"{return_url}{'&' if '?' in return_url else '?'}{query}"
+
     def events_of(self, *types: str) -> list[dict]:
         with self.lock:
             return [copy.deepcopy(e) for e in self.events if not types or e["type"] in types]
@@ -236,6 +263,8 @@ class FakeStripeServer:
         parts = urlsplit(handler.path)
         if method == "GET" and parts.path == "/stripe-double.js":
             return self._send_script(handler)
+        if method == "GET" and parts.path.startswith("/alipay/authorize/"):
+            return self._alipay_page(handler, parts)
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length).decode() if length else ""
         params = parse_form(parse_qsl(raw if method == "POST" else parts.query, keep_blank_values=True))
@@ -258,6 +287,30 @@ class FakeStripeServer:
             else:
                 return self._send(handler, fault["status"], fault["body"] or {"error": {"type": "api_error", "message": "Fake outage."}})
         self._send(handler, status, body, replayed)
+
+    def _alipay_page(self, handler, parts):
+        """Alipay's authorization page in test mode: authorize or fail, then back to the return URL."""
+        pi_id = parts.path.split("/")[3]
+        outcome = dict(parse_qsl(parts.query)).get("outcome")
+        if outcome in ("authorize", "fail"):
+            try:
+                location = self.complete_redirect(pi_id, authorize=outcome == "authorize")
+            except StripeFail as fail:
+                return self._send(handler, fail.status, fail.body)
+            return self._send_raw(handler, 302, b"", "text/plain", {"Location": location})
+        page = (f"<!doctype html><title>Alipay test payment</title><h1>Alipay test payment</h1><p>{pi_id}</p>"
+                f'<a id="authorize" href="?outcome=authorize">Authorize test payment</a> '
+                f'<a id="fail" href="?outcome=fail">Fail test payment</a>').encode()
+        return self._send_raw(handler, 200, page, "text/html; charset=utf-8", {})
+
+    def _send_raw(self, handler, status, data: bytes, content_type: str, headers: dict):
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
 
     def _take_fault(self, method, path):
         for fault in self.faults:
@@ -543,9 +596,16 @@ class FakeStripeServer:
             pi.update(status="requires_action", next_action={"type": "use_stripe_sdk", "use_stripe_sdk": {}})
             return pi
         if spec["outcome"] == "redirect":
-            pi.update(status="requires_action", next_action={"type": "alipay_handle_redirect", "alipay_handle_redirect": {"url": "https://example"}})
-            charge = self._charge(pi, pm, "pending")
-            return pi if charge else pi
+            # Alipay: the customer authorizes on Alipay's page; the charge exists only once they did (or refused).
+            if not params.get("return_url"):
+                raise StripeFail(400, "invalid_request_error", "A `return_url` must be specified because this Payment Intent is "
+                                 "configured to automatically accept the payment methods enabled in the Dashboard, some of which "
+                                 "may require a full page redirect to succeed.", param="return_url")
+            self.redirects[pi["id"]] = params["return_url"]
+            pi.update(status="requires_action", next_action={"type": "alipay_handle_redirect", "alipay_handle_redirect": {
+                "url": f"{self.url}/alipay/authorize/{pi['id']}", "return_url": params["return_url"], "native_url": None,
+                "native_data": None}})
+            return pi
         if spec["outcome"] == "decline":
             charge = self._charge(pi, pm, "failed", failure_code="card_declined", failure_message="Your card was declined.")
             return self._card_error(pi, charge, "card_declined", spec["decline_code"], "Your card was declined.")
@@ -575,6 +635,9 @@ class FakeStripeServer:
                                "last4": pm["card"]["last4"], "exp_month": pm["card"]["exp_month"], "exp_year": pm["card"]["exp_year"]}
         elif pm["type"] == "sepa_debit":
             details["sepa_debit"] = {**pm["sepa_debit"], "mandate": self._id("mandate")}
+        elif pm["type"] == "alipay":
+            details["alipay"] = {"buyer_id": "2088" + secrets.token_hex(6), "fingerprint": "fp_" + secrets.token_hex(6),
+                                 "transaction_id": secrets.token_hex(12)}
         else:
             details[pm["type"]] = {}
         charge.update(id=self._id("ch"), amount=pi["amount"], currency=pi["currency"], status=status, payment_intent=pi["id"],

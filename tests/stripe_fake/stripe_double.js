@@ -14,6 +14,12 @@
         method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body: body
       }).then(function (response) { return response.json(); }).then(function (result) {
         if (result.error) return { error: result.error };
+        var action = result.next_action;
+        if (result.status === "requires_action" && action) {
+          // Redirect methods (Alipay): Stripe.js sends the browser to the provider's page, which returns to return_url.
+          var redirect = action.redirect_to_url || action.alipay_handle_redirect;
+          if (redirect && redirect.url) { window.location = redirect.url; return {}; }
+        }
         var param = kind === "payment_intents" ? "payment_intent" : "setup_intent";
         window.location = args.confirmParams.return_url + "?" + param + "=" + id + "&redirect_status=" + result.status;
         return {};

@@ -22,13 +22,18 @@ ENTITIES = [
     {"slug": "acme-jp", "name": "ACME Japan", "display_name": "ACME Japan KK", "default_currency": "JPY",
      "support_email": "billing@acme-jp.example", "logo_url": ""},
 ]
+# (entity, account, number, kind, amount, currency, days until due)
 INVOICES = [
-    ("acme-de", "Muster GmbH", "DEMO-1001", InvoiceKind.INVOICE, "119.00", "EUR"),
-    ("acme-de", "Muster GmbH", "DEMO-1002", InvoiceKind.INVOICE, "49.90", "EUR"),
-    ("acme-de", "Muster GmbH", "DEMO-CN-1", InvoiceKind.CREDIT, "-19.90", "EUR"),
-    ("acme-de", "Beispiel AG", "DEMO-1003", InvoiceKind.INVOICE, "250.00", "EUR"),
-    ("acme-jp", "Yamada Trading", "DEMO-2001", InvoiceKind.INVOICE, "5000", "JPY"),
+    ("acme-de", "Muster GmbH", "DEMO-1001", InvoiceKind.INVOICE, "119.00", "EUR", 14),
+    ("acme-de", "Muster GmbH", "DEMO-1002", InvoiceKind.INVOICE, "49.90", "EUR", 14),
+    ("acme-de", "Muster GmbH", "DEMO-CN-1", InvoiceKind.CREDIT, "-19.90", "EUR", 14),
+    ("acme-de", "Beispiel AG", "DEMO-1003", InvoiceKind.INVOICE, "250.00", "EUR", 14),
+    ("acme-de", "Beispiel AG", "DEMO-1004", InvoiceKind.INVOICE, "75.00", "EUR", -1),  # overdue: its +1 reminder is due
+    ("acme-jp", "Yamada Trading", "DEMO-2001", InvoiceKind.INVOICE, "5000", "JPY", 14),
 ]
+# The customers' languages (receipts, reminders and emails): Muster GmbH reads German.
+LANGUAGES = {"Muster GmbH": "de"}
+REMINDER_DAYS = (-3, 1, 7, 14)
 
 
 class Command(BaseCommand):
@@ -43,14 +48,16 @@ class Command(BaseCommand):
             # Branding: each entity's own logo (served by this app, so the demo needs no internet).
             spec = {**spec, "logo_url": f"{settings.SITE_URL}/static/payments/demo/{spec['slug']}.svg"}
             entities[spec["slug"]], _ = BusinessEntity.objects.update_or_create(slug=spec["slug"], defaults=spec)
-        for slug, account_name, number, kind, amount, currency in INVOICES:
+        for slug, account_name, number, kind, amount, currency, due_in_days in INVOICES:
             entity = entities[slug]
             account, _ = Account.objects.get_or_create(business_entity=entity, name=account_name,
-                                                       defaults={"email": f"{account_name.split()[0].lower()}@example.com"})
+                                                       defaults={"email": f"{account_name.split()[0].lower()}@example.com",
+                                                                 "language": LANGUAGES.get(account_name, "en")})
             Invoice.objects.get_or_create(number=number, defaults={
                 "account": account, "business_entity": entity, "kind": kind, "amount": Decimal(amount), "currency": currency,
-                "payment_reference": f"Invoice {number}", "due_date": date.today() + timedelta(days=14),
+                "payment_reference": f"Invoice {number}", "due_date": date.today() + timedelta(days=due_in_days),
                 "status": InvoiceStatus.OPEN})
+        self._reminder_schedules(entities.values())
         recompute_invoices(Invoice.objects.filter(number__startswith="DEMO-").values_list("id", flat=True))
 
         users = get_user_model()
@@ -65,11 +72,21 @@ class Command(BaseCommand):
         setting = self._stripe_setting()
         self.stdout.write("Demo data ready. Logins: admin / admin (superuser), finance / finance (Finance group).")
         self.stdout.write(f"Admin: {settings.SITE_URL}/admin/")
+        self.stdout.write("Reminders (-3, +1, +7, +14 days; DEMO-1004 is overdue): beat sends them hourly, or now with "
+                          "`python manage.py send_due_reminders`; emails go to the console.")
         if setting is not None:
             from payments.selectors import payment_link_for
 
             for invoice in Invoice.objects.filter(number__startswith="DEMO-", kind=InvoiceKind.INVOICE, status=InvoiceStatus.OPEN):
                 self.stdout.write(f"Pay {invoice.number} ({invoice.amount} {invoice.currency}): {payment_link_for(invoice)}")
+
+    def _reminder_schedules(self, entities):
+        from reminders.models import ReminderSchedule, ReminderStep
+
+        for entity in entities:
+            schedule, _ = ReminderSchedule.objects.get_or_create(business_entity=entity, defaults={"time_zone": "Europe/Berlin"})
+            for day in REMINDER_DAYS:
+                ReminderStep.objects.get_or_create(schedule=schedule, days_from_due=day)
 
     def _stripe_setting(self):
         keys = {name: os.environ.get(name, "") for name in ("STRIPE_PUBLISHABLE_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")}

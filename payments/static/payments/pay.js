@@ -15,13 +15,21 @@
   var elements = stripe.elements(options);
   var paymentElement = elements.create("payment");
   var methodType = config.paymentMethodTypes[0];
-  paymentElement.on("change", function (event) { if (event.value && event.value.type) methodType = event.value.type; });
-  paymentElement.mount("#payment-element");
-  if (saveBox) {
-    saveBox.addEventListener("change", function () {
-      elements.update({ setupFutureUsage: saveBox.checked ? "off_session" : null });
-    });
+  var futureRow = document.getElementById("future-row");
+  var mandateText = document.getElementById("mandate-text");
+  // Only cards and SEPA debits can be saved (Stripe cannot save Alipay): for any other method the option disappears.
+  function canSave() { return methodType === "card" || methodType === "sepa_debit"; }
+  function showFutureOption() {
+    if (futureRow) futureRow.hidden = !canSave();
+    if (mandateText) mandateText.hidden = !canSave();
+    if (saveBox) elements.update({ setupFutureUsage: canSave() && saveBox.checked ? "off_session" : null });
   }
+  paymentElement.on("change", function (event) {
+    if (event.value && event.value.type) { methodType = event.value.type; showFutureOption(); }
+  });
+  paymentElement.mount("#payment-element");
+  if (saveBox) saveBox.addEventListener("change", showFutureOption);
+  showFutureOption();
 
   function showError(message) {
     errorBox.textContent = message;
@@ -40,7 +48,7 @@
       return fetch(config.intentUrl, {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-CSRFToken": document.getElementById("csrf").value },
-        body: JSON.stringify({ method_type: methodType, save_for_future: !!(saveBox && saveBox.checked) }),
+        body: JSON.stringify({ method_type: methodType, save_for_future: !!(saveBox && saveBox.checked && canSave()) }),
         credentials: "same-origin"
       }).then(function (response) {
         return response.json().then(function (body) { return { ok: response.ok, body: body }; });
