@@ -8,11 +8,14 @@ from config.celery import app as celery_app
 
 
 def database_status() -> str:
+    """A round trip to the database (Django's own liveness probe of a connection)."""
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
+        connection.ensure_connection()
+        usable = connection.is_usable()
     except Exception:  # any driver error means "down"; the reason is not for the public
+        return "down"
+    if not usable:
+        connection.close()  # the next request gets a new connection
         return "down"
     return "ok"
 

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "receipts",
     "reminders",
     "refunds",
+    "demo",
 ]
 
 MIDDLEWARE = [
