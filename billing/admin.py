@@ -119,8 +119,22 @@ def _book_page(model_admin, request, obj, form, title: str, submit: str):
     return render(request, "admin/billing/book_action.html", context)
 
 
+class WrittenByTheLedger:
+    """An admin of rows only the ledger writes: every field read-only, no add, no delete (changes go through pages
+    and actions that call the ledger)."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Balance)
-class BalanceAdmin(admin.ModelAdmin):
+class BalanceAdmin(WrittenByTheLedger, admin.ModelAdmin):
     """Read-only: balances are written by the ledger. Assigning, re-linking and unassigning go through its
     assignment service (same account and currency, never over-assigning, the invoice's status recomputed)."""
 
@@ -130,15 +144,6 @@ class BalanceAdmin(admin.ModelAdmin):
     list_filter = ("type", "locked", "status", "currency", "is_overrefund")
     search_fields = ("transaction_number", "stripe_refund_id", "account__name", "invoice__number")
     list_select_related = ("account", "invoice")
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in Balance._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -190,7 +195,7 @@ class BalanceAdmin(admin.ModelAdmin):
 
 
 @admin.register(PaymentEntry)
-class PaymentEntryAdmin(admin.ModelAdmin):
+class PaymentEntryAdmin(WrittenByTheLedger, admin.ModelAdmin):
     """Read-only: finance resolves an entry of money received into balances, or closes another kind with a note, both
     through the ledger."""
 
@@ -199,15 +204,6 @@ class PaymentEntryAdmin(admin.ModelAdmin):
     list_filter = ("status", "kind", "currency")
     search_fields = ("transaction_number", "stripe_refund_id")
     actions = ["resolve_action"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in PaymentEntry._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         view = self.admin_site.admin_view

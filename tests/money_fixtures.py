@@ -80,3 +80,16 @@ def payment_balances(setting):
         return balances
 
     return _balances
+
+
+@pytest.fixture
+def finance_client():
+    """A logged-in member of the Finance group (staff, with the group's permissions)."""
+    from django.contrib.auth.models import Group, User
+    from django.test import Client
+
+    user = User.objects.create_user("fin", password="pw-finance-123", is_staff=True)
+    user.groups.add(Group.objects.get(name="Finance"))
+    client = Client()
+    client.force_login(user)
+    return client

@@ -5,8 +5,6 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.test import Client
 from django.urls import reverse
 
 from billing.constants import BalanceStatus, BalanceType, InvoiceStatus, PaymentEntryKind
@@ -20,12 +18,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def finance():
-    user = User.objects.create_user("clerk", password="pw-clerk-123", is_staff=True)
-    user.groups.add(Group.objects.get(name="Finance"))
-    client = Client()
-    client.force_login(user)
-    return client
+def finance(finance_client):
+    return finance_client
 
 
 # --- A clerk re-linking a balance goes through assignment, with its rules -------------------------------------------

@@ -15,15 +15,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def finance_client():
-    user = User.objects.create_user("fin", password="pw-finance-123", is_staff=True)
-    user.groups.add(Group.objects.get(name="Finance"))
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def staff_client():
     user = User.objects.create_user("staff", password="pw-staff-123", is_staff=True)
     client = Client()
