@@ -222,6 +222,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 1,
 }
 CELERY_TASK_PUBLISH_RETRY = False
+# Documents (receipt PDFs and their emails, reminder emails) take tens of milliseconds each: they have a queue of their
+# own, so a burst of them never delays the webhook events that keep the books (docker-compose.yml runs a worker for it).
+DOCUMENTS_QUEUE = "documents"
+CELERY_TASK_ROUTES = {"receipts.tasks.*": {"queue": DOCUMENTS_QUEUE}, "reminders.tasks.*": {"queue": DOCUMENTS_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
     "webhooks-requeue-received-events": {
         "task": "webhooks.tasks.requeue_stale_events",

@@ -198,7 +198,7 @@ def _apply_locked_request(request: RefundRequest, stripe_refund: dict) -> Refund
             setting_id=request.provider_setting_id, charge_id=request.charge_id, amount=request.amount, currency=request.currency,
             date=request.stripe_created or timezone.now(), stripe_refund_id=request.stripe_refund_id or f"request-{request.pk}",
             planner=partial(plan_for_ledger, amount=request.amount, currency=request.currency, first_balance_id=request.balance_id),
-            fallback_account_id=_account_of_charge(request))
+            fallback_account=partial(_account_of_charge, request))
         request.applied_at = timezone.now()
     if STATUS_RANK[status] > STATUS_RANK[request.status]:
         request.status = status

@@ -64,7 +64,7 @@ def _book_refunds_kept_beside(entry: PaymentEntry) -> None:
                               stripe_refund_id=movement.stripe_refund_id,
                               planner=lambda rows, amount=movement.amount: hooks.refund_planner()(
                                   rows, amount=amount, currency=entry.currency, first_balance_id=None),
-                              fallback_account_id=entry.account_id)
+                              fallback_account=lambda: entry.account_id)
         movement.status, movement.resolved_at = PaymentEntryStatus.RESOLVED, timezone.now()
         movement.resolved_balance_id = booking.refund_ids[0] if booking.refund_ids else None
         movement.save(update_fields=["status", "resolved_at", "resolved_balance"])

@@ -34,14 +34,14 @@ class RefundBooking:
 
 
 def book_refund(*, setting_id: int, charge_id: str, amount: Decimal, currency: str, date: datetime, stripe_refund_id: str,
-                planner: Planner, fallback_account_id: int | None = None) -> RefundBooking:
+                planner: Planner, fallback_account: Callable[[], int | None] = lambda: None) -> RefundBooking:
     """Book one Stripe refund of a charge, once (the caller guards "once" under the charge's lock).
 
     The plan takes the charge's available payment balances (SPEC §8 rules 1-6: split the last, lock, overrefund the
-    rest with a locked payment/refund pair on the account). When the charge's money is held in an open entry
-    (unmatched, other currency, foreign invoice), nothing is booked as balances: the refund is kept as a movement of
-    that entry and booked when finance resolves it, so a resolution never credits money already refunded. A refund
-    of money the books never held on any account is an entry of its own.
+    rest with a locked payment/refund pair on the account the charge's money is on, else `fallback_account()`). When
+    the charge's money is held in an open entry (unmatched, other currency, foreign invoice), nothing is booked as
+    balances: the refund is kept as a movement of that entry and booked when finance resolves it, so a resolution never
+    credits money already refunded. A refund of money the books never held on any account is an entry of its own.
     """
     available = locks.lock_available_payments(setting_id=setting_id, charge_id=charge_id)
     if not available:
@@ -61,7 +61,7 @@ def book_refund(*, setting_id: int, charge_id: str, amount: Decimal, currency: s
             whole_ids.append(step.balance.pk)
     lock_balances(whole_ids, reason=LockReason.REFUND)
     if plan.overrefund:
-        account_id = _account_of_charge(setting_id, charge_id, plan) or fallback_account_id
+        account_id = _account_of_charge(setting_id, charge_id) or fallback_account()
         if account_id is None:
             entry = _keep_beside_entry(None, amount=plan.overrefund, currency=currency, date=date, refund_id=stripe_refund_id,
                                        charge_id=charge_id, setting_id=setting_id)
@@ -80,7 +80,7 @@ def _refund_balances(payment_ids: list[int], date, charge_id: str, setting_id: i
                                       now=timezone.now())
 
 
-def _account_of_charge(setting_id: int, charge_id: str, plan) -> int | None:
+def _account_of_charge(setting_id: int, charge_id: str) -> int | None:
     """The account the charge's money was booked on (the overrefund half goes there)."""
     return (Balance.objects.filter(provider_setting_id=setting_id, transaction_number=charge_id, type=BalanceType.PAYMENT)
             .values_list("account_id", flat=True).first())
