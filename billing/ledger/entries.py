@@ -27,6 +27,7 @@ def resolve_payment_entry(entry: PaymentEntry, *, invoice: Invoice | None = None
     invoice matches it, else unassigned on `account` (or the entry's account). Returns the first payment balance."""
     target = invoice or entry.invoice
     movements = list(entry.movements.values_list("id", flat=True))
+    hooks.lock_charge(entry.transaction_number)  # first in the lock order: no event of the charge runs meanwhile
     books = locks.lock_books(invoices=[target.pk] if target else [], entries=[entry.pk, *movements])
     entry = next(row for row in books.entries if row.pk == entry.pk)
     target = books.invoices.get(target.pk) if target else None

@@ -1,6 +1,6 @@
-"""What the ledger needs to know from the apps above it, plugged in by them at start-up (their AppConfig.ready()),
-so that billing imports none of them: whether a provider setting serves an invoice (providers, SPEC §7 Tenancy),
-and how a refund is planned (refunds, SPEC §8)."""
+"""What the ledger needs from the apps above it, plugged in by them at start-up (their AppConfig.ready()), so that
+billing imports none of them: whether a provider setting serves an invoice (providers, SPEC §7 Tenancy), how a refund
+is planned (refunds, SPEC §8), and the lock of a charge's payment transaction, first in the lock order (payments)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,19 @@ from billing.models import Invoice
 _serves_invoice: Callable[[int | None, Invoice], bool] | None = None
 # refund_planner(available balances as (id, amount, invoice id), *, amount, currency, first_balance_id) -> plan
 _refund_planner: Callable | None = None
+# lock_charge(charge id): row-lock the charge's payment transaction (inside a transaction)
+_lock_charge: Callable[[str], object] | None = None
+
+
+def register_charge_lock(lock: Callable[[str], object]) -> None:
+    global _lock_charge
+    _lock_charge = lock
+
+
+def lock_charge(charge_id: str) -> None:
+    """Serialise with every event of the charge (a no-op when no payments app is installed)."""
+    if _lock_charge is not None and charge_id:
+        _lock_charge(charge_id)
 
 
 def register_scope(check: Callable[[int | None, Invoice], bool]) -> None:
