@@ -412,9 +412,9 @@ def settlement_window(payout: Payout) -> tuple:
     setting looks back one delay more."""
     delay = timedelta(days=payout.provider_setting.payout_delay_days)
     made = payout.stripe_created or payout.created_at
-    previous = (Payout.objects.filter(provider_setting_id=payout.provider_setting_id, automatic=True, stripe_created__lt=made)
-                .exclude(stripe_status__in=("failed", "canceled")).order_by("-stripe_created").values_list("stripe_created", flat=True)
-                .first())
+    previous = (Payout.objects.filter(provider_setting_id=payout.provider_setting_id, automatic=True, stripe_created__lte=made)
+                .exclude(pk=payout.pk).exclude(stripe_status__in=("failed", "canceled"))
+                .order_by("-stripe_created", "-id").values_list("stripe_created", flat=True).first())
     upper = made - delay
     lower = (previous - delay) if previous else upper - delay
     return lower, upper

@@ -139,6 +139,7 @@ class FakeStripeServer:
             self.requests: list[dict] = []
             self.idempotency: dict[tuple, tuple] = {}
             self.faults: list[dict] = []
+            self.observers: list = []  # test hooks called with (method, path) before each request is answered
             self.refunds_by_charge: dict[str, list[str]] = {}
             self.redirects: dict[str, str] = {}  # PaymentIntent id -> return_url, while the customer is on Alipay's page
             self.mode = "test"
@@ -447,6 +448,8 @@ class FakeStripeServer:
         key = (handler.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
         headers = {name: value for name, value in handler.headers.items()}
         idem = handler.headers.get("Idempotency-Key")
+        for observer in list(self.observers):
+            observer(method, parts.path)
         with self.lock:
             self.requests.append({"method": method, "path": parts.path, "params": params, "headers": headers,
                                   "idempotency_key": idem, "api_key": key, "stripe_version": handler.headers.get("Stripe-Version")})
