@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Coalesce
@@ -60,11 +61,22 @@ class Booked:
     pending: bool = False
 
 
+class Charge(NamedTuple):
+    """A charge's PaymentTransaction as matching needs it (a tuple: a payout reads thousands)."""
+
+    pk: int
+    charge_id: str
+    provider_setting_id: int
+    amount: Decimal | None
+    currency: str
+    status: str
+
+
 @dataclass
 class Books:
     """What the books hold for the lines of one payout: one dict per reader, keyed by Stripe id."""
 
-    transactions: dict[str, PaymentTransaction] = field(default_factory=dict)
+    transactions: dict[str, Charge] = field(default_factory=dict)
     payment_balances: dict[str, list[Booked]] = field(default_factory=dict)
     payment_entries: dict[str, list[Booked]] = field(default_factory=dict)
     refund_balances: dict[str, list[Booked]] = field(default_factory=dict)
@@ -99,8 +111,8 @@ def _charge_books(charge_ids: set[str], paid_out_charge_ids: set[str]):
     """Charges: their PaymentTransactions (also those behind refunds and disputes), and for the charges paid out,
     their payment balances (split parts included, overrefund halves excluded: SPEC §11 rule 4) and the open
     PaymentEntries holding money received that could not be booked on an invoice. Three queries."""
-    transactions = {tx.charge_id: tx for tx in PaymentTransaction.objects.filter(charge_id__in=charge_ids).only(
-        "id", "charge_id", "provider_setting_id", "amount", "currency", "status", "invoice_id", "account_id")} if charge_ids else {}
+    transactions = {row[1]: Charge(*row) for row in PaymentTransaction.objects.filter(charge_id__in=charge_ids).values_list(
+        "id", "charge_id", "provider_setting_id", "amount", "currency", "status")} if charge_ids else {}
     balances: dict[str, list[Booked]] = defaultdict(list)
     entries: dict[str, list[Booked]] = defaultdict(list)
     if not paid_out_charge_ids:
