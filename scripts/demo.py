@@ -4,7 +4,9 @@ With STRIPE_PUBLISHABLE_KEY, STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET (test k
 uses Stripe itself (forward the webhooks with `stripe listen --forward-to <the printed endpoint>`).
 Without them it works offline: localstripe (devtools/localstripe_server.py) stands in for Stripe on
 127.0.0.1, the demo setting points at it, its signed webhooks are registered to this server, and the
-payment page offers clearly labelled offline test payments (Stripe.js cannot load without internet).
+payment page offers clearly labelled offline test payments (Stripe.js cannot load without internet). Once the
+server answers, scripts/demo_payout.py pays DEMO-1003 and has localstripe pay out the day: one reconciled payout
+in the admin.
 
 Tasks run in a Celery worker when CELERY_BROKER_URL (or REDIS_URL) is set, otherwise in-process after
 each commit. Data is kept in db.sqlite3 (and .demo/localstripe.pickle) unless DATABASE_URL is set.
@@ -34,11 +36,11 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def wait_port(port: int, timeout: float = 20) -> None:
+def wait_port(port: int, timeout: float = 20, what: str = "localstripe") -> None:
     deadline = time.monotonic() + timeout
     while not port_open(port):
         if time.monotonic() > deadline:
-            raise SystemExit(f"localstripe did not start on port {port}")
+            raise SystemExit(f"{what} did not start on port {port}")
         time.sleep(0.1)
 
 
@@ -86,6 +88,9 @@ def main(argv=None) -> int:
             print("Tasks: in-process after each commit (set REDIS_URL to use a Celery worker).")
         server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"], cwd=ROOT, env=env)
         children.append(server)
+        if not online:  # one reconciled payout to look at (scripts/demo_payout.py); the server must answer localstripe's webhooks
+            wait_port(args.port, timeout=60, what="the web server")
+            children.append(subprocess.Popen([sys.executable, "scripts/demo_payout.py"], cwd=ROOT, env=env))
         return server.wait()
     except KeyboardInterrupt:
         return 0
