@@ -146,6 +146,7 @@ admin.site.register(Invoice, InvoiceWithPaymentsAdmin)
 STATUS_COLOURS = {PayoutStatus.RECONCILED: "#1b7f3b", PayoutStatus.MISMATCHED: "#b42318", PayoutStatus.PENDING: "#6b7280",
                   PayoutStatus.NOT_ITEMISABLE: "#8a6d00", PayoutStatus.FAILED: "#b42318"}
 LINES_ON_PAGE = 500  # the payout page shows the unmatched lines first; the line list pages through all of them
+DIFFERENCES_ON_PAGE = 200
 
 
 def _csv_response(rows, filename: str) -> StreamingHttpResponse:
@@ -232,11 +233,13 @@ class PayoutAdmin(ReadOnlyAdmin):
     def differences_table(self, obj):
         if not obj.differences:
             return "None." if obj.reconciled_at else "-"
+        more = len(obj.differences) - DIFFERENCES_ON_PAGE
         return format_html(
-            "<table><tr><th>kind</th><th>object</th><th>Stripe</th><th>books</th><th>what it means</th></tr>{}</table>",
+            "<table><tr><th>kind</th><th>object</th><th>Stripe</th><th>books</th><th>what it means</th></tr>{}</table>{}",
             format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
                 (item.get("kind", ""), item.get("object_id", ""), item.get("expected", ""), item.get("actual", ""),
-                 item.get("sentence", "")) for item in obj.differences)))
+                 item.get("sentence", "")) for item in obj.differences[:DIFFERENCES_ON_PAGE])),
+            format_html("<p>… and {} more: the CSV has every one.</p>", more) if more > 0 else "")
 
     @admin.display(description="lines")
     def lines_table(self, obj):

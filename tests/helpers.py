@@ -83,3 +83,30 @@ def booked_charges(fake_stripe, setting, count: int, *, amount: int = 1000, curr
         account=account, type=BalanceType.PAYMENT, amount=-money, currency=currency.upper(), transaction_number=charge["id"],
         provider_setting=setting, date=datetime.fromtimestamp(charge["created"], tz=UTC)) for charge in charges])
     return [charge["id"] for charge in charges]
+
+
+def run_at_once(*calls) -> list[Exception]:
+    """Run each call on its own thread (and database connection), all released at the same instant, as concurrent
+    workers would; returns the errors raised."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(len(calls))
+    errors = []
+
+    def work(call):
+        barrier.wait()
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

@@ -48,8 +48,9 @@ PAYOUT_TYPES = {"payout", "payout_cancel", "payout_failure"}
 DISPUTE_CATEGORIES = {"dispute", "dispute_reversal"}
 
 
-class PayoutError(Exception):
-    """A payout could not be reconciled; the message is a sentence for finance staff."""
+class PayoutError(ValueError):
+    """A payout could not be reconciled; the message is a sentence for finance staff. A ValueError: retrying an
+    event that carries it cannot help (webhooks.tasks marks it failed at once, replayable after a fix)."""
 
 
 # --- Stripe's objects as the service reads them ------------------------------------------------------

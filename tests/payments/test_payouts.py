@@ -1,9 +1,9 @@
 """Payout reconciliation as a service (SPEC §12): Stripe's payouts and balance transactions come from the fake Stripe
 over HTTP, the books are real rows; scale, locks, order of events, missed events and what a difference says."""
 
-import threading
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import partial
 
 import psycopg
 import pytest
@@ -20,7 +20,7 @@ from payments.services import payouts
 from payments.tasks import reconcile_recent_payouts
 from providers.stripe import gateway
 from tests.factories import ProviderSettingFactory
-from tests.helpers import booked_charges, make_event
+from tests.helpers import booked_charges, make_event, run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -261,23 +261,8 @@ def test_two_reconciliations_of_one_payout_at_once_leave_one_set_of_lines(fake_s
     setting = ProviderSettingFactory()
     booked_charges(fake_stripe, setting, 50)
     stripe_payout = fake_stripe.run_payout()
-    barrier, errors = threading.Barrier(2), []
-
-    def run():
-        try:
-            barrier.wait()
-            payouts.fetch_and_reconcile(setting, stripe_payout["id"])
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    reconcile_it = partial(payouts.fetch_and_reconcile, setting, stripe_payout["id"])
+    assert run_at_once(reconcile_it, reconcile_it) == []
     payout = Payout.objects.get()
     assert (payout.status, PayoutLine.objects.filter(payout=payout).count(), StripeFee.objects.count()) == (PayoutStatus.RECONCILED, 51, 50)
 

@@ -139,3 +139,15 @@ def test_a_payout_that_fails_after_it_was_paid_is_failed_and_its_money_comes_bac
     back = PayoutLine.objects.get(payout=second, kind=PayoutLineKind.PAYOUT, source_id=first.stripe_payout_id)
     assert back.gross == first.amount and back.matched
     assert second.amount == first.amount
+
+
+def test_a_payout_stripe_describes_in_a_shape_the_service_cannot_read_fails_its_event_and_writes_nothing(setting, client,
+                                                                                                       django_capture_on_commit_callbacks):
+    from tests.helpers import deliver, make_event
+    from tests.stripe_fake.server import TEMPLATES
+
+    unreadable = {**TEMPLATES["payout"], "id": "po_unreadable", "currency": "xyz"}
+    deliver(client, setting, make_event("payout.paid", unreadable), django_capture_on_commit_callbacks)
+    event = WebhookEvent.objects.get(type="payout.paid")
+    assert event.status == EventStatus.FAILED and "cannot be read" in event.last_error and event.attempts == 1
+    assert not Payout.objects.exists()
