@@ -1,8 +1,8 @@
 """Selectors of payout reconciliation: what the books say about each line of a Stripe payout (reads only).
 
 Each kind of line has its own small reader of the books (`_charge_books`, `_refund_books`, `_dispute_books`,
-`_fee_books`, `_payout_books`, `_other_books`), each reading every line of its kind in one query, so a payout of
-10,000 lines is read in the same few queries as one of 10. `explain_lines` then matches each line to what its
+`_fee_books`, `_payout_books`, `_other_books`), each reading every line of its kind at once (one to three
+queries), so a payout of 10,000 lines is read in the same few queries as one of 10. `explain_lines` then matches each line to what its
 reader found: it marks the line matched (with a sentence and the ids it matched) or returns the difference, in
 Stripe's amount and currency of the source object (the charge's own currency for a converted charge).
 
@@ -96,7 +96,8 @@ def read_books(payout: Payout, lines: list[PayoutLine]) -> Books:
             by_kind[line.kind].add(line.source_id)
     charge_ids = {line.charge_id for line in lines if line.charge_id}
     books = Books()
-    books.transactions, books.payment_balances, books.payment_entries = _charge_books(charge_ids, by_kind[PayoutLineKind.CHARGE])
+    books.transactions, books.payment_balances, books.payment_entries = _charge_books(
+        payout.provider_setting_id, charge_ids, by_kind[PayoutLineKind.CHARGE])
     refund_ids = by_kind[PayoutLineKind.REFUND] | by_kind[PayoutLineKind.REFUND_FAILURE]
     books.refund_balances, books.unbooked_refunds, books.refund_failures = _refund_books(refund_ids)
     books.dispute_adjustments = _dispute_books(payout.provider_setting_id, by_kind[PayoutLineKind.DISPUTE])
@@ -106,22 +107,23 @@ def read_books(payout: Payout, lines: list[PayoutLine]) -> Books:
     return books
 
 
-def _charge_books(charge_ids: set[str], paid_out_charge_ids: set[str]):
+def _charge_books(provider_setting_id: int, charge_ids: set[str], paid_out_charge_ids: set[str]):
     """Charges: their PaymentTransactions (also those behind refunds and disputes), and for the charges paid out,
-    their payment balances (split parts included, overrefund halves excluded: SPEC §11 rule 4) and the open
-    PaymentEntries holding money received that could not be booked on an invoice. Three queries."""
+    their payment balances (split parts included, overrefund halves excluded: SPEC §11 rule 4) under the payout's
+    setting or their transaction's, and the open PaymentEntries holding money received that could not be booked on
+    an invoice. Three queries."""
     transactions = {row[1]: Charge(*row) for row in PaymentTransaction.objects.filter(charge_id__in=charge_ids).values_list(
         "id", "charge_id", "provider_setting_id", "amount", "currency", "status")} if charge_ids else {}
     balances: dict[str, list[Booked]] = defaultdict(list)
     entries: dict[str, list[Booked]] = defaultdict(list)
     if not paid_out_charge_ids:
         return transactions, balances, entries
-    settings_ = {tx.provider_setting_id for tx in transactions.values()}
-    if settings_:  # the (provider_setting, transaction_number) index serves this
-        rows = Balance.objects.filter(provider_setting_id__in=settings_, transaction_number__in=paid_out_charge_ids,
-                                      type=BalanceType.PAYMENT, is_overrefund=False).order_by("date", "id")
-        for balance_id, number, amount, currency, status in rows.values_list("id", "transaction_number", "amount", "currency", "status"):
-            balances[number].append(Booked(balance_id, amount, currency, pending=status == BalanceStatus.PENDING))
+    settings_ = {provider_setting_id} | {tx.provider_setting_id for tx in transactions.values()}
+    # The (provider_setting, transaction_number) index serves this.
+    rows = Balance.objects.filter(provider_setting_id__in=settings_, transaction_number__in=paid_out_charge_ids,
+                                  type=BalanceType.PAYMENT, is_overrefund=False).order_by("date", "id")
+    for balance_id, number, amount, currency, status in rows.values_list("id", "transaction_number", "amount", "currency", "status"):
+        balances[number].append(Booked(balance_id, amount, currency, pending=status == BalanceStatus.PENDING))
     rows = PaymentEntry.objects.filter(transaction_number__in=paid_out_charge_ids, stripe_refund_id__isnull=True,
                                        status=PaymentEntryStatus.OPEN, kind__in=MONEY_RECEIVED_ENTRY_KINDS).order_by("id")
     for entry_id, number, amount, currency in rows.values_list("id", "transaction_number", "amount", "currency"):
