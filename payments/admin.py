@@ -156,7 +156,7 @@ def _csv_response(rows, filename: str) -> StreamingHttpResponse:
 
 
 def _balance_links(ids) -> str:
-    return format_html_join(" ", '<a href="{}">{}</a>', ((reverse("admin:billing_balance_change", args=[i]), f"#{i}") for i in ids))
+    return format_html_join(" ", '<a href="{}">balance {}</a>', ((reverse("admin:billing_balance_change", args=[i]), i) for i in ids))
 
 
 def _entry_links(ids) -> str:
@@ -181,7 +181,7 @@ class PayoutAdmin(ReadOnlyAdmin):
     """What reached the bank, line by line. Finance reads it every morning: mismatched payouts name each difference."""
 
     change_list_template = "admin/payments/payout/change_list.html"
-    list_display = ("stripe_payout_id", "status_badge", "arrival_date", "amount_display", "line_count", "differences_summary",
+    list_display = ("stripe_payout_id", "status_badge", "arrival_date", "amount_display", "lines", "differences_summary",
                     "provider_setting", "automatic")
     list_filter = ("status", "provider_setting", "currency", "automatic")
     date_hierarchy = "arrival_date"
@@ -207,6 +207,10 @@ class PayoutAdmin(ReadOnlyAdmin):
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj):
         return money_text(obj.amount, obj.currency)
+
+    @admin.display(description="lines", ordering="line_count")
+    def lines(self, obj):
+        return obj.line_count if obj.reconciled_at else "-"
 
     @admin.display(description="differences")
     def differences_summary(self, obj):
@@ -246,8 +250,9 @@ class PayoutAdmin(ReadOnlyAdmin):
         lines = list(PayoutLine.objects.filter(payout=obj).order_by("matched", "id")[:LINES_ON_PAGE])
         if not lines:
             return "-"
-        all_lines = format_html('<p><a href="{}?payout__id__exact={}">All {} lines</a> (unmatched first below)</p>',
-                                reverse("admin:payments_payoutline_changelist"), obj.pk, obj.line_count)
+        total = len(lines) if len(lines) < LINES_ON_PAGE else PayoutLine.objects.filter(payout=obj).count()
+        all_lines = format_html('<p><a href="{}?payout__id__exact={}">All {} balance transactions</a> (unmatched first below)</p>',
+                                reverse("admin:payments_payoutline_changelist"), obj.pk, total)
         rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td style='text-align:right'>{}</td>"
                                     "<td style='text-align:right'>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
             (line.balance_transaction_id, line.get_kind_display(), line.source_id or "-", money_text(line.gross, line.currency),

@@ -9,7 +9,8 @@ server answers, scripts/demo_payout.py pays DEMO-1003 and has localstripe pay ou
 in the admin.
 
 Tasks run in a Celery worker when CELERY_BROKER_URL (or REDIS_URL) is set, otherwise in-process after
-each commit. Data is kept in db.sqlite3 (and .demo/localstripe.pickle) unless DATABASE_URL is set.
+each commit. Data is kept in db.sqlite3 (and .demo/localstripe.pickle) unless DATABASE_URL is set (a SQLite
+DATABASE_URL keeps localstripe's objects beside its file).
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ def wait_port(port: int, timeout: float = 20, what: str = "localstripe") -> None
         time.sleep(0.1)
 
 
+def stand_in_store(database_url: str) -> Path:
+    """Where localstripe keeps its objects: beside the demo's own SQLite file, so a database started afresh gets a
+    fresh Stripe too (the day's payout would otherwise carry charges the new books never saw)."""
+    if database_url.startswith("sqlite:///"):
+        database = Path(database_url.removeprefix("sqlite:///"))
+        return (database if database.is_absolute() else ROOT / database).with_suffix(".localstripe.pickle")
+    return ROOT / ".demo" / "localstripe.pickle"
+
+
 def manage(env: dict, *args: str, capture: bool = False) -> str:
     result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, text=True,
                             capture_output=capture)
@@ -63,9 +73,10 @@ def main(argv=None) -> int:
         if not online:
             if port_open(args.stripe_port):
                 raise SystemExit(f"Port {args.stripe_port} is taken: pass --stripe-port.")
-            (ROOT / ".demo").mkdir(exist_ok=True)
+            store = stand_in_store(env.get("DATABASE_URL", ""))
+            store.parent.mkdir(exist_ok=True)
             children.append(subprocess.Popen([sys.executable, "-m", "devtools.localstripe_server", "--port", str(args.stripe_port),
-                                              "--store", str(ROOT / ".demo" / "localstripe.pickle")], cwd=ROOT, env=env))
+                                              "--store", str(store)], cwd=ROOT, env=env))
             wait_port(args.stripe_port)
             env.update(OFFLINE_KEYS, STRIPE_API_BASE=f"http://127.0.0.1:{args.stripe_port}", STRIPE_OFFLINE_DEMO="true")
         manage(env, "migrate", "--noinput", "-v0")
