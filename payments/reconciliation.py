@@ -18,10 +18,10 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Coalesce
 
-from billing.constants import BalanceStatus, BalanceType, PaymentEntryKind, PaymentEntryStatus
+from billing.constants import MONEY_RECEIVED_KINDS, BalanceStatus, BalanceType, PaymentEntryKind, PaymentEntryStatus
 from billing.models import Balance, PaymentEntry
 from billing.money import MoneyError, exponent
 from payments.constants import DifferenceKind, PayoutLineKind, TransactionStatus
@@ -32,8 +32,6 @@ from payments.models import PaymentTransaction, Payout, PayoutLine
 WHOLE_UNIT_PAYOUT_CURRENCIES = frozenset({"HUF", "TWD"})
 # Named one by one up to this many; beyond, one more difference says how many more there are.
 MAX_NAMED_MISSING = 1000
-UNBOOKED_REFUND_SUFFIX = ":unbooked"  # refunds.services records a refund of a payment the books never held so
-MONEY_RECEIVED_ENTRY_KINDS = (PaymentEntryKind.UNMATCHED_PAYMENT, PaymentEntryKind.CURRENCY_MISMATCH, PaymentEntryKind.OTHER)
 
 
 def money_text(amount: Decimal | None, currency: str) -> str:
@@ -58,6 +56,7 @@ class Booked(NamedTuple):
     amount: Decimal
     currency: str
     pending: bool = False
+    entry: bool = False  # a payment entry, not a balance
 
 
 class Charge(NamedTuple):
@@ -79,9 +78,10 @@ class Books:
     payment_balances: dict[str, list[Booked]] = field(default_factory=dict)
     payment_entries: dict[str, list[Booked]] = field(default_factory=dict)
     refund_balances: dict[str, list[Booked]] = field(default_factory=dict)
-    unbooked_refunds: dict[str, list[Booked]] = field(default_factory=dict)
+    refunds_beside_entries: dict[str, list[Booked]] = field(default_factory=dict)
     refund_failures: dict[str, list[Booked]] = field(default_factory=dict)
-    dispute_adjustments: dict[str, list[Booked]] = field(default_factory=dict)
+    dispute_withdrawals: dict[str, list[Booked]] = field(default_factory=dict)
+    dispute_reinstatements: dict[str, list[Booked]] = field(default_factory=dict)
     payouts: dict[str, Payout] = field(default_factory=dict)
 
 
@@ -99,8 +99,8 @@ def read_books(payout: Payout, lines: list[PayoutLine]) -> Books:
     books.transactions, books.payment_balances, books.payment_entries = _charge_books(
         payout.provider_setting_id, charge_ids, by_kind[PayoutLineKind.CHARGE])
     refund_ids = by_kind[PayoutLineKind.REFUND] | by_kind[PayoutLineKind.REFUND_FAILURE]
-    books.refund_balances, books.unbooked_refunds, books.refund_failures = _refund_books(refund_ids)
-    books.dispute_adjustments = _dispute_books(payout.provider_setting_id, by_kind[PayoutLineKind.DISPUTE])
+    books.refund_balances, books.refunds_beside_entries, books.refund_failures = _refund_books(refund_ids)
+    books.dispute_withdrawals, books.dispute_reinstatements = _dispute_books(by_kind[PayoutLineKind.DISPUTE])
     books.payouts = _payout_books(payout.provider_setting_id, by_kind[PayoutLineKind.PAYOUT])
     _fee_books(by_kind[PayoutLineKind.FEE])
     _other_books(by_kind[PayoutLineKind.OTHER])
@@ -124,48 +124,55 @@ def _charge_books(provider_setting_id: int, charge_ids: set[str], paid_out_charg
                                   type=BalanceType.PAYMENT, is_overrefund=False).order_by("date", "id")
     for balance_id, number, amount, currency, status in rows.values_list("id", "transaction_number", "amount", "currency", "status"):
         balances[number].append(Booked(balance_id, amount, currency, pending=status == BalanceStatus.PENDING))
-    rows = PaymentEntry.objects.filter(transaction_number__in=paid_out_charge_ids, stripe_refund_id__isnull=True,
-                                       status=PaymentEntryStatus.OPEN, kind__in=MONEY_RECEIVED_ENTRY_KINDS).order_by("id")
+    rows = PaymentEntry.objects.filter(transaction_number__in=paid_out_charge_ids, kind__in=MONEY_RECEIVED_KINDS, parent=None,
+                                       status=PaymentEntryStatus.OPEN).order_by("id")
     for entry_id, number, amount, currency in rows.values_list("id", "transaction_number", "amount", "currency"):
         entries[number].append(Booked(entry_id, amount, currency))
     return transactions, balances, entries
 
 
 def _refund_books(refund_ids: set[str]):
-    """Refunds: their refund balances (overrefund halves included), the entry of a refund of a payment the books
-    never held, and the "Refund failed" entry of a failed one. Two queries."""
+    """Refunds: their refund balances (overrefund halves included), the open entries keeping a refund beside money
+    held in an entry (or on no account: booked when that entry is resolved), and the "Refund failed" entries of
+    failed ones. Two queries."""
     balances: dict[str, list[Booked]] = defaultdict(list)
-    unbooked: dict[str, list[Booked]] = defaultdict(list)
+    beside: dict[str, list[Booked]] = defaultdict(list)
     failures: dict[str, list[Booked]] = defaultdict(list)
     if not refund_ids:
-        return balances, unbooked, failures
+        return balances, beside, failures
     rows = Balance.objects.filter(type=BalanceType.REFUND, stripe_refund_id__in=refund_ids).order_by("date", "id")
     for balance_id, refund_id, amount, currency in rows.values_list("id", "stripe_refund_id", "amount", "currency"):
         balances[refund_id].append(Booked(balance_id, amount, currency))
-    entry_ids = refund_ids | {refund_id + UNBOOKED_REFUND_SUFFIX for refund_id in refund_ids}
-    rows = PaymentEntry.objects.filter(stripe_refund_id__in=entry_ids).order_by("id")
+    rows = PaymentEntry.objects.filter(stripe_refund_id__in=refund_ids).filter(
+        Q(kind=PaymentEntryKind.REFUND_OF_UNBOOKED, status=PaymentEntryStatus.OPEN) | Q(kind=PaymentEntryKind.REFUND_FAILED)).order_by("id")
     for entry_id, refund_id, kind, amount, currency in rows.values_list("id", "stripe_refund_id", "kind", "amount", "currency"):
-        if refund_id.endswith(UNBOOKED_REFUND_SUFFIX):
-            unbooked[refund_id.removesuffix(UNBOOKED_REFUND_SUFFIX)].append(Booked(entry_id, amount, currency))
-        elif kind == PaymentEntryKind.REFUND_FAILED:
-            failures[refund_id].append(Booked(entry_id, amount, currency))
-    return balances, unbooked, failures
+        (failures if kind == PaymentEntryKind.REFUND_FAILED else beside)[refund_id].append(Booked(entry_id, amount, currency))
+    return balances, beside, failures
 
 
-def _dispute_books(provider_setting_id: int, dispute_ids: set[str]) -> dict[str, list[Booked]]:
-    """Disputes: the adjustment balances booked for each dispute id (withdrawn > 0, reinstated < 0). One query.
+def _dispute_books(dispute_ids: set[str]) -> tuple[dict[str, list[Booked]], dict[str, list[Booked]]]:
+    """Disputes: what the books took back for each dispute id (positive adjustment balances, and the entries keeping a
+    withdrawal beside money held in an entry) and what they gave back (negative adjustments; a withdrawal kept
+    beside an entry that was reinstated before the entry was resolved). Two queries.
 
-    Written against today's shape of the books: a dispute's adjustments carry the dispute id (du_…) in
-    `transaction_number`. When they carry the charge id there and the dispute id in their own field, only this
-    filter changes."""
-    adjustments: dict[str, list[Booked]] = defaultdict(list)
+    The ledger marks a dispute's adjustments with the dispute id (`Balance.dispute_id`; their transaction number is
+    the charge's) and keeps a withdrawal of money held in an entry as a DISPUTE_WITHDRAWAL entry with that id."""
+    withdrawals: dict[str, list[Booked]] = defaultdict(list)
+    reinstatements: dict[str, list[Booked]] = defaultdict(list)
     if not dispute_ids:
-        return adjustments
-    rows = Balance.objects.filter(type=BalanceType.ADJUSTMENT, provider_setting_id=provider_setting_id,
-                                  transaction_number__in=dispute_ids).order_by("date", "id")
-    for balance_id, dispute_id, amount, currency in rows.values_list("id", "transaction_number", "amount", "currency"):
-        adjustments[dispute_id].append(Booked(balance_id, amount, currency))
-    return adjustments
+        return withdrawals, reinstatements
+    rows = Balance.objects.filter(type=BalanceType.ADJUSTMENT, dispute_id__in=dispute_ids).order_by("date", "id")
+    for balance_id, dispute_id, amount, currency in rows.values_list("id", "dispute_id", "amount", "currency"):
+        (withdrawals if amount > 0 else reinstatements)[dispute_id].append(Booked(balance_id, amount, currency))
+    # An entry's withdrawal resolved with a balance was rebooked as adjustments (counted above); resolved without one,
+    # it was reinstated while the money still sat in the entry.
+    rows = PaymentEntry.objects.filter(kind=PaymentEntryKind.DISPUTE_WITHDRAWAL, dispute_id__in=dispute_ids,
+                                       resolved_balance__isnull=True).order_by("id")
+    for entry_id, dispute_id, status, amount, currency in rows.values_list("id", "dispute_id", "status", "amount", "currency"):
+        withdrawals[dispute_id].append(Booked(entry_id, amount, currency, entry=True))
+        if status == PaymentEntryStatus.RESOLVED:
+            reinstatements[dispute_id].append(Booked(entry_id, -amount, currency, entry=True))
+    return withdrawals, reinstatements
 
 
 def _payout_books(provider_setting_id: int, payout_ids: set[str]) -> dict[str, Payout]:
@@ -268,7 +275,7 @@ def _match_charge(line: PayoutLine, books: Books, payout: Payout) -> dict | None
 
 def _match_refund(line: PayoutLine, books: Books, payout: Payout) -> dict | None:
     refund_id = line.source_id
-    balances, unbooked = books.refund_balances.get(refund_id, []), books.unbooked_refunds.get(refund_id, [])
+    balances, unbooked = books.refund_balances.get(refund_id, []), books.refunds_beside_entries.get(refund_id, [])
     _link(line, books, balances, unbooked)
     amount, currency = _source_money(line) or (None, line.currency)
     if not balances and not unbooked:
@@ -282,7 +289,8 @@ def _match_refund(line: PayoutLine, books: Books, payout: Payout) -> dict | None
         return _differs(line, difference(
             DifferenceKind.AMOUNT_DIFFERS, refund_id, expected=money_text(amount, currency), actual=held,
             sentence=f"Refund {refund_id}: Stripe took {money_text(amount, currency)} out of the payout, the books hold {held}."))
-    where = _plural(len(balances), "refund balance") if balances else "an entry of a refund of an unbooked payment"
+    where = ", ".join([_plural(len(balances), "refund balance")] * bool(balances) +
+                      ["kept beside the entry holding the payment"] * bool(unbooked))
     _matched(line, f"Refund of {money_text(amount, currency)} booked: {where}.")
     return None
 
@@ -303,10 +311,9 @@ def _match_refund_failure(line: PayoutLine, books: Books, payout: Payout) -> dic
 
 def _match_dispute(line: PayoutLine, books: Books, payout: Payout) -> dict | None:
     dispute_id = line.source_id
-    adjustments = books.dispute_adjustments.get(dispute_id, [])
     withdrawn = line.gross < 0  # a dispute takes money; its reversal (won) gives it back
-    relevant = [item for item in adjustments if (item.amount > 0) == withdrawn]
-    _link(line, books, relevant)
+    relevant = (books.dispute_withdrawals if withdrawn else books.dispute_reinstatements).get(dispute_id, [])
+    _link(line, books, [item for item in relevant if not item.entry], [item for item in relevant if item.entry])
     amount, currency = _source_money(line) or (None, line.currency)
     what = "took" if withdrawn else "gave back"
     if not relevant:
@@ -320,7 +327,8 @@ def _match_dispute(line: PayoutLine, books: Books, payout: Payout) -> dict | Non
         return _differs(line, difference(
             DifferenceKind.AMOUNT_DIFFERS, dispute_id, expected=money_text(amount, currency), actual=held,
             sentence=f"Dispute {dispute_id}: Stripe {what} {money_text(amount, currency)}, the books' adjustment is {held}."))
-    _matched(line, f"Dispute {'withdrawal' if withdrawn else 'reversal'} of {money_text(amount, currency)} booked as an adjustment.")
+    where = "kept beside the entry holding the payment" if all(item.entry for item in relevant) else "booked as adjustments"
+    _matched(line, f"Dispute {'withdrawal' if withdrawn else 'reversal'} of {money_text(amount, currency)} {where}.")
     return None
 
 

@@ -83,8 +83,8 @@ def test_a_line_whose_money_cannot_be_read_is_kept_as_an_unexplained_line():
 
 
 def test_a_charge_the_books_hold_for_less_is_named_with_both_amounts(setting, fake_stripe):
-    [charge_id] = booked_charges(fake_stripe, setting, 1, amount=10000)
-    Balance.objects.filter(transaction_number=charge_id).update(amount=Decimal("-90.00"))
+    [charge_id] = booked_charges(fake_stripe, setting, 1, amount=9000)  # sound books of a 90.00 charge...
+    fake_stripe.objects[charge_id]["amount"] = 10000  # ...that Stripe settled as 100.00
     payout = reconcile(setting, fake_stripe)
     assert payout.status == PayoutStatus.MISMATCHED
     assert payout.differences == [{"kind": DifferenceKind.AMOUNT_DIFFERS, "object_id": charge_id, "expected": "100.00 EUR",

@@ -208,7 +208,8 @@ class FakeStripeServer:
         with self.lock:
             charge = self.objects[charge_id]
             dispute = copy.deepcopy(TEMPLATES["dispute"])
-            dispute.update(id="dp_" + secrets.token_hex(8), charge=charge_id, amount=amount or charge["amount"], currency=charge["currency"],
+            disputable = charge["amount"] - charge.get("amount_refunded", 0)  # Stripe disputes what was not refunded
+            dispute.update(id="dp_" + secrets.token_hex(8), charge=charge_id, amount=amount or disputable, currency=charge["currency"],
                            status="warning_needs_response" if inquiry else "needs_response", created=int(time.time()),
                            livemode=charge["livemode"], payment_intent=charge.get("payment_intent"), metadata={},
                            is_charge_refundable=inquiry)
@@ -315,7 +316,7 @@ class FakeStripeServer:
                                                                 "refund_failure", "REFUND FAILURE")["id"])
             for dispute in sorted(self._all("dispute"), key=lambda d: d["created"]):
                 rate = self._settlement_rate(dispute["currency"], currency, rates)
-                if rate is None:
+                if rate is None or dispute["status"].startswith("warning_"):  # an inquiry moves no money
                     continue
                 if self._first_time("dispute", dispute["id"]):
                     txn = self._converted_transaction(dispute, -dispute["amount"], currency, rate, "adjustment", "dispute",

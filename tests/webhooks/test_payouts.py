@@ -151,3 +151,32 @@ def test_a_payout_stripe_describes_in_a_shape_the_service_cannot_read_fails_its_
     event = WebhookEvent.objects.get(type="payout.paid")
     assert event.status == EventStatus.FAILED and "cannot be read" in event.last_error and event.attempts == 1
     assert not Payout.objects.exists()
+
+
+def test_money_held_in_an_entry_its_refund_and_its_dispute_reconcile_against_the_entries(setting, pay, deliver_all, fake_stripe):
+    """A payment no invoice matches is held in an entry; a refund and a dispute of it are kept beside that entry.
+    The payout's lines match those entries."""
+    from billing.constants import PaymentEntryKind
+    from billing.models import PaymentEntry
+    from providers.stripe import gateway
+
+    pay(InvoiceFactory(amount="250.00"))  # the day's other money: the payout stays positive
+    held = gateway.create_payment_intent(setting, amount=Decimal("80.00"), currency="EUR", idempotency_key="unmatched-1",
+                                         payment_method_types=["card"], metadata={"provider_setting_id": setting.pk},
+                                         payment_method="pm_card_visa", confirm=True)["latest_charge"]
+    deliver_all()
+    refund = fake_stripe.create_dashboard_refund(held, 1000)
+    fake_stripe.dispute_charge(held)
+    deliver_all()
+    entries = {entry.kind: entry for entry in PaymentEntry.objects.filter(transaction_number=held)}
+    assert set(entries) == {PaymentEntryKind.UNMATCHED_PAYMENT, PaymentEntryKind.REFUND_OF_UNBOOKED, PaymentEntryKind.DISPUTE_WITHDRAWAL}
+
+    payout = reconciled_payout(deliver_all, fake_stripe)
+    assert payout.status == PayoutStatus.RECONCILED, payout.differences
+    lines = {line.kind: line for line in PayoutLine.objects.filter(payout=payout).exclude(kind=PayoutLineKind.CHARGE)}
+    lines[PayoutLineKind.CHARGE] = PayoutLine.objects.get(payout=payout, source_id=held)
+    assert lines[PayoutLineKind.CHARGE].payment_entry_ids == [entries[PaymentEntryKind.UNMATCHED_PAYMENT].pk]
+    assert lines[PayoutLineKind.REFUND].source_id == refund["id"]
+    assert lines[PayoutLineKind.REFUND].payment_entry_ids == [entries[PaymentEntryKind.REFUND_OF_UNBOOKED].pk]
+    assert lines[PayoutLineKind.DISPUTE].payment_entry_ids == [entries[PaymentEntryKind.DISPUTE_WITHDRAWAL].pk]
+    assert "kept beside the entry" in lines[PayoutLineKind.DISPUTE].note
