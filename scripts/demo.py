@@ -5,7 +5,7 @@ uses Stripe itself (forward the webhooks with `stripe listen --forward-to <the p
 Without them it works offline: localstripe (devtools/localstripe_server.py) stands in for Stripe on
 127.0.0.1, the demo setting points at it, its signed webhooks are registered to this server, and the
 payment page offers clearly labelled offline test payments (Stripe.js cannot load without internet). Once the
-server answers, scripts/demo_payout.py pays DEMO-1003 and has localstripe pay out the day: one reconciled payout
+server answers, `manage.py demo_payout` pays DEMO-1003 and has localstripe pay out the day: one reconciled payout
 in the admin.
 
 Tasks run in a Celery worker when CELERY_BROKER_URL (or REDIS_URL) is set, otherwise in-process after
@@ -99,9 +99,9 @@ def main(argv=None) -> int:
             print("Tasks: in-process after each commit (set REDIS_URL to use a Celery worker).")
         server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"], cwd=ROOT, env=env)
         children.append(server)
-        if not online:  # one reconciled payout to look at (scripts/demo_payout.py); the server must answer localstripe's webhooks
+        if not online:  # one reconciled payout to look at (demo_payout); the server must answer localstripe's webhooks
             wait_port(args.port, timeout=60, what="the web server")
-            children.append(subprocess.Popen([sys.executable, "scripts/demo_payout.py"], cwd=ROOT, env=env))
+            children.append(subprocess.Popen([sys.executable, "manage.py", "demo_payout"], cwd=ROOT, env=env))
         return server.wait()
     except KeyboardInterrupt:
         return 0
