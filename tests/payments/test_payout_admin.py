@@ -23,8 +23,8 @@ def setting(fake_stripe):
 
 
 @pytest.fixture
-def finance():
-    return client_for("finance")
+def finance(finance_client):
+    return finance_client
 
 
 @pytest.fixture
