@@ -93,6 +93,14 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
+class QueryCounter(list):
+    """A database execute wrapper that records the statements (cheaply: no formatting)."""
+
+    def __call__(self, execute, sql, params, many, context):
+        self.append(sql)
+        return execute(sql, params, many, context)
+
+
 def percentile(sorted_values: list[float], pct: float) -> float:
     if not sorted_values:
         return 0.0

@@ -12,13 +12,7 @@ import time
 from datetime import timedelta
 from decimal import Decimal
 
-
-class QueryCounter(list):
-    """A database execute wrapper that records the statements (cheaply: no formatting)."""
-
-    def __call__(self, execute, sql, params, many, context):
-        self.append(sql)
-        return execute(sql, params, many, context)
+from bench.common import QueryCounter
 
 
 def run(env: dict, *, quick: bool = False) -> dict:

@@ -247,6 +247,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.tasks.collect_due_invoices",
         "schedule": crontab(minute=15, hour="*/6"),
     },
+    # Payouts whose events were missed, and mismatched payouts matched again (payments.tasks.PAYOUT_CATCH_UP_DAYS).
+    "payments-reconcile-recent-payouts": {
+        "task": "payments.tasks.reconcile_recent_payouts",
+        "schedule": crontab(minute=30, hour=5),
+    },
 }
 
 # --- REST API --------------------------------------------------------------------------------

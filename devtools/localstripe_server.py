@@ -20,7 +20,12 @@ Gaps closed here (each one checked against localstripe 1.15.10):
 - refunds are not capped at the charge's unrefunded amount;
 - a confirmed SetupIntent or a PaymentIntent with `setup_future_usage` does not attach the payment
   method to the customer;
-- GET /v1/account does not exist.
+- GET /v1/account does not exist;
+- balance transactions carry no Stripe fee, claim an exchange rate of 1.0 where Stripe sends none, cannot be listed
+  per payout (`GET /v1/balance_transactions?payout=po_…`), and payouts are manual only: here charges pay Stripe's
+  standard European fees, and `POST /_config/payouts/run` is Stripe's automatic payout of the day (every settled
+  balance transaction not paid out yet, `payout.paid` and `payout.reconciliation_completed`);
+  `POST /_config/charges/unannounced` makes a settled charge no event announces (one made in the Dashboard).
 
 Run: python -m devtools.localstripe_server --port 8420 [--store FILE]   (LOCALSTRIPE_SEPA_DELAY=seconds)
 """
@@ -39,7 +44,17 @@ import time
 from aiohttp import web
 from localstripe import resources
 from localstripe.errors import UserError
-from localstripe.resources import BalanceTransaction, Charge, Event, PaymentIntent, PaymentMethod, Refund, SetupIntent, store
+from localstripe.resources import (
+    BalanceTransaction,
+    Charge,
+    Event,
+    PaymentIntent,
+    PaymentMethod,
+    Payout,
+    Refund,
+    SetupIntent,
+    store,
+)
 from localstripe.webhooks import schedule_webhook
 
 logger = logging.getLogger("localstripe.adapter")
@@ -170,10 +185,23 @@ Charge.payment_method_details = property(_payment_method_details)
 
 
 def _settle(charge) -> None:
-    charge.balance_transaction = BalanceTransaction(
-        amount=charge.amount, currency=charge.currency, description=charge.description, exchange_rate=1.0,
-        reporting_category="charge", source=charge.id, type="charge").id
+    txn = BalanceTransaction(amount=charge.amount, currency=charge.currency, description=charge.description, exchange_rate=None,
+                             reporting_category="charge", source=charge.id, type="charge")
+    method = PaymentMethod._api_retrieve(charge.payment_method).type if charge.payment_method else "card"
+    if method == "sepa_debit":
+        txn.type = "payment"  # as Stripe types non-card payments
+    txn.fee = stripe_fee(charge.amount, method)
+    txn.fee_details = [{"amount": txn.fee, "application": None, "currency": charge.currency, "description": "Stripe processing fees",
+                        "type": "stripe_fee"}]
+    charge.balance_transaction = txn.id
     charge.status = "succeeded"
+
+
+def stripe_fee(amount: int, method: str) -> int:
+    """Stripe's standard European pricing in minor units: cards 1.5 % + 0.25, SEPA Direct Debit 0.35."""
+    if method == "sepa_debit":
+        return 35
+    return (amount * 15 + 500) // 1000 + 25
 
 
 def _initialize_charge(self, on_success=None, on_failure_now=None, on_failure_later=None):
@@ -250,6 +278,8 @@ def _refund_init(self, charge=None, payment_intent=None, amount=None, metadata=N
                             {"code": "amount_too_large", "param": "amount"})
     _original_refund_init(self, charge=charge, payment_intent=payment_intent, amount=amount, metadata=metadata, **kwargs)
     self.reason = reason
+    if getattr(self, "balance_transaction", None):  # Stripe sends no exchange rate when nothing was converted
+        BalanceTransaction._api_retrieve(self.balance_transaction).exchange_rate = None
     emit("refund.created", self)
     emit("charge.refunded", Charge._api_retrieve(self.charge))
 
@@ -271,6 +301,62 @@ def _si_attach(self, pm):
 
 
 SetupIntent._attach_pm = _si_attach
+
+
+# --- Balance transactions per payout, Stripe's automatic payout of the day --------------------------------
+
+
+def _balance_transactions(cls, url, limit=None, starting_after=None, payout=None, **kwargs):
+    if kwargs:
+        raise UserError(400, "Unexpected " + ", ".join(kwargs))
+    listing = resources.List(url, limit=limit, starting_after=starting_after)
+    items = [value for key, value in store.items() if key.startswith("balance_transaction:")]
+    if payout is not None:
+        if not Payout._api_retrieve(payout).automatic:
+            raise UserError(400, "Balance transaction history can only be filtered on automatic transfers, not manual.")
+        items = [txn for txn in items if getattr(txn, "_payout", None) == payout]
+    listing._list = sorted(items, key=lambda txn: txn.created, reverse=True)
+    return listing
+
+
+BalanceTransaction._api_list_all = classmethod(_balance_transactions)
+
+
+def run_payout(currency: str = "eur") -> Payout:
+    """Every available balance transaction in `currency` not paid out yet goes into one automatic, paid payout."""
+    waiting = [value for key, value in store.items() if key.startswith("balance_transaction:") and value.currency == currency
+               and getattr(value, "_payout", None) is None]
+    amount = sum(txn.net for txn in waiting)
+    if amount <= 0:
+        raise UserError(400, f"Nothing to pay out in {currency}.")
+    payout = Payout(amount=amount, currency="eur")  # localstripe makes manual EUR payouts only: made automatic below
+    payout.currency, payout.automatic, payout.reconciliation_status, payout.status = currency, True, "completed", "paid"
+    # localstripe's constructor takes charge and refund transactions only: one is made, then turned into the payout's own.
+    own = BalanceTransaction(amount=-amount, currency=currency, description="STRIPE PAYOUT", exchange_rate=None,
+                             reporting_category="charge", source=waiting[0].source, type="charge")
+    own.type, own.reporting_category, own.source = "payout", "payout", payout.id
+    payout.balance_transaction = own.id
+    for txn in [*waiting, own]:
+        txn._payout = payout.id
+    emit("payout.paid", payout)
+    emit("payout.reconciliation_completed", payout)
+    return payout
+
+
+async def run_payout_view(request):
+    data = await server.get_post_data(request) or {}
+    return server.json_response(run_payout(str(data.get("currency") or "eur"))._export())
+
+
+async def unannounced_charge_view(request):
+    """A settled card charge that no event announces (made in the Dashboard, say): the product never hears of it."""
+    data = await server.get_post_data(request) or {}
+    amount = resources.try_convert_to_int(data.get("amount"))
+    if not isinstance(amount, int) or amount <= 0:
+        raise UserError(400, "amount must be a positive integer")
+    charge = Charge(amount=amount, currency=str(data.get("currency") or "eur"), source=PaymentMethod._api_retrieve("pm_card_visa").id)
+    _settle(charge)
+    return server.json_response(charge._export())
 
 
 # --- HTTP: idempotency keys, card errors, the account ---------------------------------------------
@@ -334,6 +420,8 @@ def build_app() -> web.Application:
         app.middlewares.insert(0, idempotency_middleware)
         app.middlewares.insert(1, card_error_middleware)
         app.router.add_get("/v1/account", retrieve_account)
+        app.router.add_post("/_config/payouts/run", run_payout_view)
+        app.router.add_post("/_config/charges/unannounced", unannounced_charge_view)
     return app
 
 

@@ -58,3 +58,42 @@ class MethodType(models.TextChoices):
     SEPA_DEBIT = "sepa_debit", "SEPA Direct Debit"
     ALIPAY = "alipay", "Alipay"
     OTHER = "other", "Other"
+
+
+class PayoutStatus(models.TextChoices):
+    """Where a payout stands for finance (Stripe's own status is kept beside it in Payout.stripe_status)."""
+
+    PENDING = "pending", "Not yet reconcilable"  # not paid yet, or Stripe is still itemising it
+    RECONCILED = "reconciled", "Reconciled"
+    MISMATCHED = "mismatched", "Mismatched"
+    NOT_ITEMISABLE = "not_itemisable", "Cannot be itemised by Stripe (manual payout)"
+    FAILED = "failed", "Failed or canceled"
+
+
+class PayoutLineKind(models.TextChoices):
+    """What a balance transaction of a payout is, for matching it to the books."""
+
+    CHARGE = "charge", "Charge"
+    REFUND = "refund", "Refund"
+    REFUND_FAILURE = "refund_failure", "Refund failed (money back)"
+    DISPUTE = "dispute", "Dispute"
+    FEE = "fee", "Stripe fee"
+    PAYOUT = "payout", "Payout"  # the payout itself, or an earlier payout's money coming back
+    OTHER = "other", "Other"
+
+
+class DifferenceKind(models.TextChoices):
+    """Each reason a payout does not reconcile; a difference names one of these, its object and a sentence."""
+
+    UNKNOWN_CHARGE = "unknown_charge", "Charge unknown to the books"
+    CHARGE_FAILED_IN_BOOKS = "charge_failed_in_books", "Charge failed in the books"
+    AMOUNT_DIFFERS = "amount_differs", "Amount differs"
+    UNKNOWN_REFUND = "unknown_refund", "Refund the books never saw"
+    UNKNOWN_REFUND_FAILURE = "unknown_refund_failure", "Refund failure the books never saw"
+    UNKNOWN_DISPUTE = "unknown_dispute", "Dispute not in the books"
+    UNKNOWN_PAYOUT = "unknown_payout", "Payout not mirrored"
+    UNEXPLAINED = "unexplained", "Line the books cannot explain"
+    LINE_ARITHMETIC = "line_arithmetic", "Line amount − fee ≠ net"
+    CURRENCY = "currency", "Line in another currency than the payout"
+    PAYOUT_TOTAL = "payout_total", "Lines do not add up to the payout"
+    NOT_PAID_OUT = "not_paid_out", "Booked money that reached no payout"

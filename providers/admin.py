@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from providers.constants import WEBHOOK_EVENTS
-from providers.models import ProviderSetting
+from providers.models import DEFAULT_PAYOUT_DELAY_DAYS, MAX_PAYOUT_DELAY_DAYS, ProviderSetting
 from providers.services import save_provider_setting, test_connection, validate_provider_setting
 
 
@@ -24,12 +24,15 @@ class ProviderSettingForm(forms.ModelForm):
                                  help_text="sk_… or a restricted rk_… key. Leave empty to keep the stored key.")
     webhook_secret = forms.CharField(required=False, strip=True, widget=WriteOnlySecretInput,
                                      help_text="The endpoint's signing secret (whsec_…). Leave empty to keep the stored secret.")
+    payout_delay_days = forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_PAYOUT_DELAY_DAYS, label="Expected payout delay (days)",
+        help_text=ProviderSetting._meta.get_field("payout_delay_days").help_text + f" Empty means {DEFAULT_PAYOUT_DELAY_DAYS}.")
 
     class Meta:
         model = ProviderSetting
         fields = ["name", "provider", "business_entities", "active", "publishable_key", "secret_key", "webhook_secret",
                   "method_card", "method_sepa_debit", "method_alipay", "enable_future_payments", "future_payments_active",
-                  "future_payments_changeable"]
+                  "future_payments_changeable", "payout_delay_days"]
         help_texts = {
             "method_alipay": "Alipay cannot save a payment method: the future-payments option is never offered for Alipay payments.",
             "method_card": "No method selected means card.",
@@ -41,6 +44,10 @@ class ProviderSettingForm(forms.ModelForm):
         for name, last4 in (("secret_key", self.instance.secret_key_last4), ("webhook_secret", self.instance.webhook_secret_last4)):
             if self.instance.pk and last4:
                 self.fields[name].help_text = f"Set, ends in …{last4}. " + self.fields[name].help_text
+
+    def clean_payout_delay_days(self):
+        value = self.cleaned_data.get("payout_delay_days")
+        return DEFAULT_PAYOUT_DELAY_DAYS if value is None else value
 
     def _post_clean(self):
         super()._post_clean()
@@ -68,6 +75,7 @@ class ProviderSettingAdmin(admin.ModelAdmin):
         ("Payment methods", {"fields": ("method_card", "method_sepa_debit", "method_alipay")}),
         ("Future payments", {"fields": ("enable_future_payments", "future_payments_active", "future_payments_changeable"),
                              "description": "Active and changeable apply only when future payments are enabled."}),
+        ("Payouts", {"fields": ("payout_delay_days",)}),
         ("Stripe Dashboard", {"fields": ("webhook_endpoint", "dashboard_instructions")}),
     )
 

@@ -25,4 +25,7 @@ WEBHOOK_EVENTS = (
     "charge.dispute.updated",
     "charge.captured",
     "charge.expired",
+    "payout.paid",
+    "payout.failed",
+    "payout.reconciliation_completed",
 )

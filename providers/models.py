@@ -2,9 +2,16 @@
 
 import uuid
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from billing.constants import PROVIDER_STRIPE
+
+# Stripe's standard payout schedules pay a charge out 2 to 7 days after it succeeded (7 for new accounts in many
+# countries), and a SEPA debit succeeds days after it was made: a week is the default before booked money that
+# reached no payout is named as missing.
+DEFAULT_PAYOUT_DELAY_DAYS = 7
+MAX_PAYOUT_DELAY_DAYS = 60
 
 
 class ProviderSetting(models.Model):
@@ -34,6 +41,13 @@ class ProviderSetting(models.Model):
     method_card = models.BooleanField("Credit card", default=False)
     method_sepa_debit = models.BooleanField("SEPA Direct Debit", default=False)
     method_alipay = models.BooleanField("Alipay", default=False)
+    payout_delay_days = models.PositiveSmallIntegerField(
+        "expected payout delay (days)", default=DEFAULT_PAYOUT_DELAY_DAYS,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_PAYOUT_DELAY_DAYS)],
+        help_text="Money booked longer ago than this that reached no Stripe payout is named as a difference on the next "
+                  "payout. Stripe's payout schedule (Dashboard → Settings → Payouts) plus a margin: SEPA debits settle "
+                  "later than cards.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

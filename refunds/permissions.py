@@ -1,4 +1,4 @@
-"""The "Finance" group: may refund, view the books and resolve payment entries.
+"""The "Finance" group: may refund, view the books and payouts, and resolve payment entries.
 
 Created by a data migration, and ensured after every migrate/flush (post_migrate), so a database that was
 flushed (tests, a fresh environment) still has it with exactly these permissions.
@@ -9,6 +9,9 @@ FINANCE_PERMISSIONS = [
     ("billing", "view_balance"), ("billing", "change_balance"), ("billing", "view_invoice"), ("billing", "view_account"),
     ("billing", "view_paymententry"), ("billing", "change_paymententry"), ("billing", "view_businessentity"),
     ("webhooks", "view_webhookevent"), ("receipts", "view_receipt"), ("reminders", "view_reminder"),
+    # Payouts: what reached the bank, line by line, the charges and Stripe's fees behind it (SPEC §12).
+    ("payments", "view_payout"), ("payments", "view_payoutline"), ("payments", "view_stripefee"),
+    ("payments", "view_paymenttransaction"),
 ]
 
 

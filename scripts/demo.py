@@ -4,10 +4,13 @@ With STRIPE_PUBLISHABLE_KEY, STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET (test k
 uses Stripe itself (forward the webhooks with `stripe listen --forward-to <the printed endpoint>`).
 Without them it works offline: localstripe (devtools/localstripe_server.py) stands in for Stripe on
 127.0.0.1, the demo setting points at it, its signed webhooks are registered to this server, and the
-payment page offers clearly labelled offline test payments (Stripe.js cannot load without internet).
+payment page offers clearly labelled offline test payments (Stripe.js cannot load without internet). Once the
+server answers, `manage.py demo_payout` pays DEMO-1003 and has localstripe pay out the day: one reconciled payout
+in the admin.
 
 Tasks run in a Celery worker when CELERY_BROKER_URL (or REDIS_URL) is set, otherwise in-process after
-each commit. Data is kept in db.sqlite3 (and .demo/localstripe.pickle) unless DATABASE_URL is set.
+each commit. Data is kept in db.sqlite3 (and .demo/localstripe.pickle) unless DATABASE_URL is set (a SQLite
+DATABASE_URL keeps localstripe's objects beside its file).
 """
 
 from __future__ import annotations
@@ -34,12 +37,21 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def wait_port(port: int, timeout: float = 20) -> None:
+def wait_port(port: int, timeout: float = 20, what: str = "localstripe") -> None:
     deadline = time.monotonic() + timeout
     while not port_open(port):
         if time.monotonic() > deadline:
-            raise SystemExit(f"localstripe did not start on port {port}")
+            raise SystemExit(f"{what} did not start on port {port}")
         time.sleep(0.1)
+
+
+def stand_in_store(database_url: str) -> Path:
+    """Where localstripe keeps its objects: beside the demo's own SQLite file, so a database started afresh gets a
+    fresh Stripe too (the day's payout would otherwise carry charges the new books never saw)."""
+    if database_url.startswith("sqlite:///"):
+        database = Path(database_url.removeprefix("sqlite:///"))
+        return (database if database.is_absolute() else ROOT / database).with_suffix(".localstripe.pickle")
+    return ROOT / ".demo" / "localstripe.pickle"
 
 
 def manage(env: dict, *args: str, capture: bool = False) -> str:
@@ -61,9 +73,10 @@ def main(argv=None) -> int:
         if not online:
             if port_open(args.stripe_port):
                 raise SystemExit(f"Port {args.stripe_port} is taken: pass --stripe-port.")
-            (ROOT / ".demo").mkdir(exist_ok=True)
+            store = stand_in_store(env.get("DATABASE_URL", ""))
+            store.parent.mkdir(exist_ok=True)
             children.append(subprocess.Popen([sys.executable, "-m", "devtools.localstripe_server", "--port", str(args.stripe_port),
-                                              "--store", str(ROOT / ".demo" / "localstripe.pickle")], cwd=ROOT, env=env))
+                                              "--store", str(store)], cwd=ROOT, env=env))
             wait_port(args.stripe_port)
             env.update(OFFLINE_KEYS, STRIPE_API_BASE=f"http://127.0.0.1:{args.stripe_port}", STRIPE_OFFLINE_DEMO="true")
         manage(env, "migrate", "--noinput", "-v0")
@@ -86,6 +99,9 @@ def main(argv=None) -> int:
             print("Tasks: in-process after each commit (set REDIS_URL to use a Celery worker).")
         server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"], cwd=ROOT, env=env)
         children.append(server)
+        if not online:  # one reconciled payout to look at (demo_payout); the server must answer localstripe's webhooks
+            wait_port(args.port, timeout=60, what="the web server")
+            children.append(subprocess.Popen([sys.executable, "manage.py", "demo_payout"], cwd=ROOT, env=env))
         return server.wait()
     except KeyboardInterrupt:
         return 0

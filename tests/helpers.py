@@ -55,3 +55,58 @@ def deliver(client, setting, event: dict, django_capture_on_commit_callbacks, **
         response = post_event(client, setting, event, **kwargs)
     assert response.status_code == 200, response.content
     return response
+
+
+def booked_charges(fake_stripe, setting, count: int, *, amount: int = 1000, currency: str = "eur", created: int | None = None) -> list[str]:
+    """`count` succeeded charges at the fake Stripe, each booked as the webhook path books a payment (its
+    PaymentTransaction and a confirmed payment balance on one account), written in bulk: a payout's worth of
+    charges without a webhook each."""
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    from billing.constants import BalanceType
+    from billing.models import Balance
+    from billing.money import from_minor_units
+    from payments.constants import TransactionStatus
+    from payments.models import PaymentTransaction
+    from tests.factories import AccountFactory
+
+    account = AccountFactory()
+    charges = [fake_stripe.add_charge(amount=amount, currency=currency, created=created) for _ in range(count)]
+    money = from_minor_units(amount, currency.upper())
+    PaymentTransaction.objects.bulk_create([PaymentTransaction(
+        charge_id=charge["id"], provider_setting=setting, account=account, amount=money, currency=currency.upper(), method_type="card",
+        status=TransactionStatus.SUCCEEDED, charge_created=datetime.fromtimestamp(charge["created"], tz=UTC),
+        stripe_created=datetime.fromtimestamp(charge["created"], tz=UTC), booked_at=timezone.now()) for charge in charges])
+    Balance.objects.bulk_create([Balance(
+        account=account, type=BalanceType.PAYMENT, amount=-money, currency=currency.upper(), transaction_number=charge["id"],
+        provider_setting=setting, date=datetime.fromtimestamp(charge["created"], tz=UTC)) for charge in charges])
+    return [charge["id"] for charge in charges]
+
+
+def run_at_once(*calls) -> list[Exception]:
+    """Run each call on its own thread (and database connection), all released at the same instant, as concurrent
+    workers would; returns the errors raised."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(len(calls))
+    errors = []
+
+    def work(call):
+        barrier.wait()
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

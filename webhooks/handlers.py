@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from payments.services import disputes, instruments
+from payments.services import disputes, instruments, payouts
 from payments.services.checkout import sync_attempt_from_payment_intent
 from payments.services.transactions import belongs_to_other_setting, object_id, record_payment_failure, sync_charge
 from providers.constants import WEBHOOK_EVENTS
@@ -182,6 +182,16 @@ def on_dispute(setting, dispute: dict, event) -> Ignored | None:
         return OTHER_SETTING
     sync_charge(setting, charge, event_created=_event_created(event))
     disputes.apply_dispute(setting, dispute, event_type=event.type, event_created=_event_created(event))
+    return None
+
+
+# --- Payouts (SPEC §12) -------------------------------------------------------------------------------
+
+
+@handles("payout.paid", "payout.failed", "payout.reconciliation_completed")
+def on_payout(setting, payout: dict, event) -> str | None:
+    """Mirror the payout; its lines are fetched and reconciled by a task of their own (payments.tasks)."""
+    payouts.record_payout_event(setting, payout)
     return None
 
 

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import stripe
@@ -125,9 +126,13 @@ def client_for(setting) -> stripe.StripeClient:
     return client
 
 
+# Looked up once: `stripe.StripeObject` goes through the SDK's lazy module __getattr__ (an import) on every access.
+_STRIPE_OBJECT = stripe.StripeObject
+
+
 def plain(obj: Any) -> Any:
     """Stripe SDK objects -> plain dicts and lists (the SDK's objects are not dicts)."""
-    if isinstance(obj, stripe.StripeObject):
+    if isinstance(obj, _STRIPE_OBJECT):
         return obj.to_dict()
     if isinstance(obj, dict):
         return {key: plain(value) for key, value in obj.items()}
@@ -138,7 +143,8 @@ def plain(obj: Any) -> Any:
 
 def _call(setting, operation: str, fn, *args, **kwargs) -> Any:
     try:
-        return plain(fn(*args, **kwargs))
+        result = fn(*args, **kwargs)
+        return result if isinstance(result, _RawAnswer) else plain(result)
     except stripe.StripeError as exc:
         translated = _translate(exc)
         logger.warning("Stripe %s failed for setting %s: %s (%s)", operation, setting.pk, translated,
@@ -297,14 +303,7 @@ def retrieve_refund(setting, refund_id: str) -> dict:
 def list_refunds(setting, *, charge_id: str) -> list[dict]:
     """Every refund of a charge (newer API versions no longer embed them in the Charge)."""
     client = client_for(setting)
-    refunds: list[dict] = []
-    params: dict = {"charge": charge_id, "limit": 100}
-    while True:
-        page = _call(setting, "refund list", client.v1.refunds.list, params)
-        refunds.extend(page.get("data", []))
-        if not page.get("has_more") or not page.get("data"):
-            return refunds
-        params = {**params, "starting_after": page["data"][-1]["id"]}
+    return list(_pages(setting, "refund list", client.v1.refunds.list, {"charge": charge_id, "limit": 100}))
 
 
 def find_refund_by_metadata(setting, *, charge_id: str, key: str, value: str) -> dict | None:
@@ -318,15 +317,62 @@ def find_refund_by_metadata(setting, *, charge_id: str, key: str, value: str) ->
 # --- Events --------------------------------------------------------------------------------------
 
 
+# Stripe's Events API filters on at most 20 types per request.
+EVENT_TYPES_PER_REQUEST = 20
+
+
 def iter_events(setting, *, created_gte: int, types: list[str] | None = None) -> Iterator[dict]:
-    """Events of the last days from Stripe's Events API (Stripe keeps them for 30 days)."""
+    """Events of the last days from Stripe's Events API (Stripe keeps them for 30 days); more than 20 types are
+    asked for in several listings."""
     client = client_for(setting)
-    params: dict = {"limit": 100, "created": {"gte": created_gte}}
-    if types:
-        params["types"] = types
+    groups = [types[start:start + EVENT_TYPES_PER_REQUEST] for start in range(0, len(types), EVENT_TYPES_PER_REQUEST)] \
+        if types else [None]
+    for group in groups:
+        params: dict = {"limit": 100, "created": {"gte": created_gte}}
+        if group:
+            params["types"] = group
+        yield from _pages(setting, "event list", client.v1.events.list, params)
+
+
+def _pages(setting, operation: str, list_method, params: dict) -> Iterator[dict]:
+    """Every object of a Stripe list, one call per page (`has_more` / `starting_after`)."""
     while True:
-        page = _call(setting, "event list", client.v1.events.list, params)
+        page = _call(setting, operation, list_method, params)
         yield from page.get("data", [])
         if not page.get("has_more") or not page.get("data"):
             return
         params = {**params, "starting_after": page["data"][-1]["id"]}
+
+
+# --- Payouts and balance transactions ------------------------------------------------------------
+
+
+def retrieve_payout(setting, payout_id: str) -> dict:
+    client = client_for(setting)
+    return _call(setting, "payout retrieve", client.v1.payouts.retrieve, payout_id)
+
+
+def iter_payouts(setting, *, arrival_date_gte: int) -> Iterator[dict]:
+    """The account's payouts arriving on or after a date (a Unix time), newest first."""
+    client = client_for(setting)
+    yield from _pages(setting, "payout list", client.v1.payouts.list, {"limit": 100, "arrival_date": {"gte": arrival_date_gte}})
+
+
+def list_payout_balance_transactions(setting, *, payout_id: str) -> list[dict]:
+    """Every balance transaction paid out in an automatic payout, its source expanded (the charge, refund or
+    dispute: one call per page of 100 instead of one per line). Only complete once the payout's
+    reconciliation_status is `completed`; Stripe refuses the filter for manual payouts.
+
+    Through the SDK's raw request (same client, retries, errors), answered as plain JSON: turning 100 expanded
+    charges into SDK objects and back costs several times the HTTP round trip, 10,000 lines a payout."""
+    client = client_for(setting)
+    params = {"payout": payout_id, "limit": 100, "expand": ["data.source"]}
+    return list(_pages(setting, "balance transaction list", partial(_raw_list, client, "/v1/balance_transactions"), params))
+
+
+class _RawAnswer(dict):
+    """A JSON answer of a raw request: plain dicts and lists already."""
+
+
+def _raw_list(client: stripe.StripeClient, path: str, params: dict) -> dict:
+    return _RawAnswer(client.raw_request("get", path, **params).data)

@@ -52,7 +52,7 @@ invoices = {}
 for name, amount, currency in [("card", "119.00", "EUR"), ("sepa_fail", "80.00", "EUR"), ("sepa_ok", "60.00", "EUR"),
                                ("save", "30.00", "EUR"), ("off_session", "45.50", "EUR"), ("refund", "200.00", "EUR"),
                                ("declined", "75.00", "EUR"), ("jpy", "5000", "JPY"),
-                               ("offline", "19.99", "EUR")]:
+                               ("offline", "19.99", "EUR"), ("payout_card", "300.00", "EUR"), ("payout_sepa", "150.00", "EUR")]:
     invoice = Invoice.objects.create(number=f"E2E-{name}", account=account, business_entity=entity, kind="invoice",
                                      amount=Decimal(amount), currency=currency, payment_reference=f"Invoice E2E-{name}",
                                      due_date=date.today(), status="open")
@@ -203,6 +203,12 @@ class E2EStack:
                                                  "csrfmiddlewaretoken": csrf_from(page.text)}, headers={"Referer": login_url}, timeout=30)
         assert response.status_code == 200 and "Log out" in response.text, response.text[:500]
         return session
+
+    def run_payout(self) -> dict:
+        """Stripe's automatic payout of the day at localstripe (devtools/localstripe_server.py); its events follow."""
+        response = requests.post(f"{self.stripe_url}/_config/payouts/run", data={"currency": "eur"}, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"Authorization": f"Token {self.setup['api_token']}", **kwargs.pop("headers", {})}

@@ -51,6 +51,13 @@ def test_newcomer_pays_an_invoice_and_refunds_it(demo):
     log = log_path.read_text()
     assert "admin / admin" in log and "finance / finance" in log and "OFFLINE demo" in log, log
     pay_url = re.search(r"Pay DEMO-1001 \([^)]*\): (\S+)", log).group(1)
+    # Once the server answers, the demo pays DEMO-1003 and localstripe pays out the day: one reconciled payout.
+    for _ in range(120):
+        if "Demo payout po_" in log_path.read_text():
+            break
+        time.sleep(0.5)
+    assert re.search(r"Demo payout po_\S+ of 246\.00 EUR \(DEMO-1003, Stripe's fee deducted\): reconciled, 1 line",
+                     log_path.read_text()), log_path.read_text()[-3000:]
 
     customer = requests.Session()
     page = customer.get(pay_url, timeout=30)
@@ -63,9 +70,11 @@ def test_newcomer_pays_an_invoice_and_refunds_it(demo):
     login = finance.get(f"{base}/admin/login/", timeout=30)
     finance.post(f"{base}/admin/login/", data={"username": "finance", "password": "finance", "csrfmiddlewaretoken": csrf(login.text),
                                                "next": "/admin/"}, headers={"Referer": f"{base}/admin/login/"}, timeout=30)
+    payouts = finance.get(f"{base}/admin/payments/payout/", timeout=30).text
+    assert "Reconciled" in payouts and "246.00 EUR" in payouts, payouts[-2000:]
     balance_id = None
     for _ in range(60):  # the payment is booked when localstripe's webhooks arrive (about a second)
-        listing = finance.get(f"{base}/admin/billing/balance/?type__exact=payment", timeout=30).text
+        listing = finance.get(f"{base}/admin/billing/balance/?type__exact=payment&q=DEMO-1001", timeout=30).text
         found = re.findall(r"/admin/billing/balance/(\d+)/change/", listing)
         if found:
             balance_id = found[0]
@@ -82,7 +91,7 @@ def test_newcomer_pays_an_invoice_and_refunds_it(demo):
     assert done.status_code == 200 and "Refunded 19.00 EUR through Stripe." in done.text, done.text[-2000:]
     listing = finance.get(f"{base}/admin/billing/balance/", timeout=30).text
     amounts = sorted(re.findall(r'<td class="field-amount">([^<]+)</td>', listing))
-    assert amounts == sorted(["-100.000", "-19.000", "19.000"]), amounts
+    assert amounts == sorted(["-250.000", "-100.000", "-19.000", "19.000"]), amounts  # DEMO-1003's, paid by the demo
     time.sleep(2)  # the refund's own webhooks arrive later and change nothing
     text = log_path.read_text()
     assert "Internal Server Error" not in text and "failed after" not in text and "cannot be processed" not in text, text[-3000:]

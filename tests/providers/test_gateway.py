@@ -109,3 +109,15 @@ def test_events_are_listed_for_the_last_days(setting, fake_stripe):
     create_pi(setting, payment_method="pm_card_visa", confirm=True)
     events = list(gateway.iter_events(setting, created_gte=0))
     assert {"charge.succeeded", "payment_intent.succeeded"} <= {e["type"] for e in events}
+
+
+def test_events_of_more_than_twenty_types_are_asked_for_in_groups_of_twenty(setting, fake_stripe):
+    from providers.constants import WEBHOOK_EVENTS
+
+    assert len(WEBHOOK_EVENTS) > gateway.EVENT_TYPES_PER_REQUEST  # Stripe refuses more than 20 types per listing
+    create_pi(setting, payment_method="pm_card_visa", confirm=True)
+    events = list(gateway.iter_events(setting, created_gte=0, types=list(WEBHOOK_EVENTS)))
+    assert {"charge.succeeded", "payment_intent.succeeded"} <= {e["type"] for e in events}
+    listings = [r["params"]["types"] for r in fake_stripe.requests if r["path"] == "/v1/events"]
+    assert [len(types) for types in listings] == [20, len(WEBHOOK_EVENTS) - 20]
+    assert sorted(sum(listings, [])) == sorted(WEBHOOK_EVENTS)

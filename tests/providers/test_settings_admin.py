@@ -192,3 +192,17 @@ def test_unreachable_stripe_is_a_message_not_a_500(settings):
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     report = provider_services.test_connection(ProviderSettingFactory())
     assert not report.ok and "could not be reached" in report.message
+
+
+@pytest.mark.parametrize(("posted", "saved"), [(None, 7), ("14", 14), ("", 7)])
+def test_the_expected_payout_delay_is_set_per_setting_with_a_default_of_seven_days(admin_client, posted, saved):
+    response = admin_client.post(reverse("admin:providers_providersetting_add"), form_data(payout_delay_days=posted))
+    assert response.status_code == 302
+    assert ProviderSetting.objects.get().payout_delay_days == saved
+
+
+@pytest.mark.parametrize("posted", ["0", "61", "seven"])
+def test_an_expected_payout_delay_outside_one_to_sixty_days_is_refused(admin_client, posted):
+    response = admin_client.post(reverse("admin:providers_providersetting_add"), form_data(payout_delay_days=posted))
+    assert response.status_code == 200 and not ProviderSetting.objects.exists()
+    assert response.context["adminform"].form.errors["payout_delay_days"]

@@ -16,6 +16,8 @@ from django.urls import reverse
 
 from billing.constants import InvoiceStatus
 from billing.models import Balance, Invoice
+from payments.models import Payout
+from payments.services.payouts import fetch_and_reconcile
 from tests.factories import (
     AccountFactory,
     BalanceFactory,
@@ -23,6 +25,7 @@ from tests.factories import (
     PaymentEntryFactory,
     ProviderSettingFactory,
 )
+from tests.helpers import booked_charges
 from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
@@ -40,48 +43,61 @@ def client_for(kind: str) -> Client:
     return client
 
 
-def _finalize(setting):
+def _finalize(setting, fake_stripe):
     invoice = InvoiceFactory(status=InvoiceStatus.DRAFT)
     return "admin:billing_invoice_changelist", invoice.pk, lambda response, stripe_calls: Invoice.objects.get(pk=invoice.pk).status == "open"
 
 
-def _cancel(setting):
+def _cancel(setting, fake_stripe):
     invoice = InvoiceFactory()
     return "admin:billing_invoice_changelist", invoice.pk, lambda response, stripe_calls: Invoice.objects.get(pk=invoice.pk).status == "cancelled"
 
 
-def _email_link(setting):
+def _email_link(setting, fake_stripe):
     invoice = InvoiceFactory()
     sent_before = len(mail.outbox)
     return "admin:billing_invoice_changelist", invoice.pk, lambda response, stripe_calls: len(mail.outbox) > sent_before
 
 
-def _collect(setting):
+def _collect(setting, fake_stripe):
     invoice = InvoiceFactory()  # no saved instrument: the action runs, answers "no instrument" and charges nothing
     return "admin:billing_invoice_changelist", invoice.pk, lambda response, stripe_calls: f"{invoice.number}: no instrument" in response
 
 
-def _auto_assign(setting):
+def _auto_assign(setting, fake_stripe):
     account = AccountFactory()
     InvoiceFactory(account=account, business_entity=account.business_entity, amount=Decimal("30.00"))
     unassigned = BalanceFactory(invoice=None, account=account, amount=Decimal("-30.00"))
     return "admin:billing_account_changelist", account.pk, lambda response, stripe_calls: Balance.objects.get(pk=unassigned.pk).invoice_id is not None
 
 
-def _resolve(setting):
+def _resolve(setting, fake_stripe):
     invoice = InvoiceFactory()
     entry = PaymentEntryFactory(provider_setting=setting, invoice=invoice, account=invoice.account, amount=Decimal("-10.00"))
     return "admin:billing_paymententry_changelist", entry.pk, lambda response, stripe_calls: type(entry).objects.get(pk=entry.pk).status == "resolved"
 
 
-def _test_connection(setting):
+def _test_connection(setting, fake_stripe):
     return "admin:providers_providersetting_changelist", setting.pk, lambda response, stripe_calls: stripe_calls > 0
 
 
-def _replay(setting):
+def _replay(setting, fake_stripe):
     event = WebhookEvent.objects.create(provider_setting=setting, stripe_event_id="evt_matrix", type="charge.succeeded",
                                         payload=json.dumps({"id": "evt_matrix", "type": "charge.succeeded"}), status="failed")
     return "admin:webhooks_webhookevent_changelist", event.pk, lambda response, stripe_calls: WebhookEvent.objects.get(pk=event.pk).status == "received"
+
+
+def _export_payouts(setting, fake_stripe):
+    booked_charges(fake_stripe, setting, 1)
+    payout = fetch_and_reconcile(setting, fake_stripe.run_payout()["id"])
+    return "admin:payments_payout_changelist", payout.pk, lambda response, stripe_calls: f"line,{payout.stripe_payout_id}" in response
+
+
+def _rematch_payout(setting, fake_stripe):
+    booked_charges(fake_stripe, setting, 1)
+    payout = fetch_and_reconcile(setting, fake_stripe.run_payout()["id"])
+    before = payout.reconciled_at
+    return "admin:payments_payout_changelist", payout.pk, lambda response, stripe_calls: Payout.objects.get(pk=payout.pk).reconciled_at != before
 
 
 ACTIONS = {
@@ -93,6 +109,8 @@ ACTIONS = {
     "resolve_action": (_resolve, {"superuser", "finance"}),
     "test_connection_action": (_test_connection, {"superuser"}),
     "replay": (_replay, {"superuser"}),
+    "export_csv_action": (_export_payouts, {"superuser", "finance"}),
+    "rematch_action": (_rematch_payout, {"superuser", "finance"}),
 }
 
 
@@ -101,7 +119,7 @@ ACTIONS = {
 def test_admin_action(kind, action, fake_stripe, celery_conf):
     setting = ProviderSettingFactory()
     make, allowed = ACTIONS[action]
-    changelist_name, object_id, effect = make(setting)
+    changelist_name, object_id, effect = make(setting, fake_stripe)
     changelist = reverse(changelist_name)
     client = client_for(kind)
     stripe_calls_before = len(fake_stripe.requests)
@@ -112,7 +130,8 @@ def test_admin_action(kind, action, fake_stripe, celery_conf):
 
     response = client.post(changelist, {"action": action, "_selected_action": [object_id]}, follow=True)
     assert response.status_code in (200, 403), (kind, action, response.status_code)
-    happened = effect(response.content.decode(), len(fake_stripe.requests) - stripe_calls_before)
+    body = b"".join(response.streaming_content) if response.streaming else response.content  # CSV exports are streamed
+    happened = effect(body.decode(), len(fake_stripe.requests) - stripe_calls_before)
     assert happened == (kind in allowed), (kind, action, "allowed but without effect" if kind in allowed else "refused but it happened")
     if kind not in allowed:
         assert len(fake_stripe.requests) == stripe_calls_before, (kind, action, "a refused action called Stripe")

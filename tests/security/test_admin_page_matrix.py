@@ -8,13 +8,16 @@ import pytest
 from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
 
+from payments.services.payouts import fetch_and_reconcile
 from tests.factories import BalanceFactory, PaymentEntryFactory, ProviderSettingFactory
+from tests.helpers import booked_charges
 from tests.security.test_admin_action_matrix import client_for
 
 pytestmark = pytest.mark.django_db
 
 FINANCE_VIEWS = {"billing.businessentity", "billing.account", "billing.invoice", "billing.balance", "billing.paymententry",
-                 "webhooks.webhookevent", "refunds.refundrequest", "receipts.receipt", "reminders.reminder"}
+                 "webhooks.webhookevent", "refunds.refundrequest", "receipts.receipt", "reminders.reminder", "payments.payout",
+                 "payments.payoutline", "payments.stripefee", "payments.paymenttransaction"}
 
 
 def admin_pages():
@@ -37,9 +40,11 @@ def test_every_registered_model_is_in_the_matrix():
 
 @pytest.mark.parametrize("kind", ["anonymous", "staff", "finance", "superuser"])
 def test_admin_pages(kind, fake_stripe):
-    ProviderSettingFactory()
+    setting = ProviderSettingFactory()
     BalanceFactory()
     PaymentEntryFactory()
+    booked_charges(fake_stripe, setting, 2)
+    fetch_and_reconcile(setting, fake_stripe.run_payout()["id"])  # a payout with lines and fees
     client = client_for(kind)
     for label, page, url in admin_pages():
         status = client.get(url).status_code

@@ -4,7 +4,8 @@ It answers the official SDK with objects built from Stripe's own example objects
 (shared/stripe-fixtures/fixtures3.json), Stripe's error format and statuses, and Stripe's
 idempotency semantics (replay of the first answer; a different body with the same key is an
 error). Test controls: a request log, fault injection (errors, delays, "processed but the answer
-was lost"), settling SEPA charges, failing refunds, Dashboard refunds and disputes.
+was lost"), settling SEPA charges, failing refunds, Dashboard refunds and disputes, and Stripe's automatic payout
+of the day (`run_payout`: balance transactions with Stripe's fees for what the fake knows, the payout, its events).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import secrets
 import threading
 import time
+from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -137,9 +139,16 @@ class FakeStripeServer:
             self.requests: list[dict] = []
             self.idempotency: dict[tuple, tuple] = {}
             self.faults: list[dict] = []
+            self.observers: list = []  # test hooks called with (method, path) before each request is answered
             self.refunds_by_charge: dict[str, list[str]] = {}
             self.redirects: dict[str, str] = {}  # PaymentIntent id -> return_url, while the customer is on Alipay's page
             self.mode = "test"
+            # Payouts: the balance transactions of each payout, what was paid out already, transactions waiting for
+            # the next payout (a failed payout's money, extra lines), and the fraction of a unit kept per currency.
+            self.payout_transactions: dict[str, list[str]] = {}
+            self.paid_out: set[tuple[str, str]] = set()
+            self.waiting_transactions: list[str] = []
+            self.carried: dict[str, int] = {}
 
     # --- test controls -----------------------------------------------------------------------
     def inject(self, method: str, path_prefix: str, *, status: int = 500, times: int = 1, delay: float | None = None,
@@ -199,7 +208,8 @@ class FakeStripeServer:
         with self.lock:
             charge = self.objects[charge_id]
             dispute = copy.deepcopy(TEMPLATES["dispute"])
-            dispute.update(id="dp_" + secrets.token_hex(8), charge=charge_id, amount=amount or charge["amount"], currency=charge["currency"],
+            disputable = charge["amount"] - charge.get("amount_refunded", 0)  # Stripe disputes what was not refunded
+            dispute.update(id="dp_" + secrets.token_hex(8), charge=charge_id, amount=amount or disputable, currency=charge["currency"],
                            status="warning_needs_response" if inquiry else "needs_response", created=int(time.time()),
                            livemode=charge["livemode"], payment_intent=charge.get("payment_intent"), metadata={},
                            is_charge_refundable=inquiry)
@@ -254,6 +264,174 @@ class FakeStripeServer:
                                "redirect_status": "succeeded" if authorize else "failed"})
             return f"{return_url}{'&' if '?' in return_url else '?'}{query}"
 
+    # --- payouts and balance transactions -------------------------------------------------------------
+    def add_charge(self, *, amount: int, currency: str = "eur", method: str = "card", created: int | None = None) -> dict:
+        """A succeeded charge that no event announces (made outside the product, e.g. in the Dashboard)."""
+        with self.lock:
+            charge = copy.deepcopy(TEMPLATES["charge"])
+            charge.update(id=self._id("ch"), amount=amount, currency=currency, status="succeeded", paid=True, captured=True,
+                          amount_captured=amount, amount_refunded=0, refunded=False, disputed=False, metadata={}, payment_intent=None,
+                          payment_method_details={"type": method, method: {}}, created=created or int(time.time()),
+                          livemode=self.mode == "live")
+            charge.pop("refunds", None)
+            self.objects[charge["id"]] = charge
+            return copy.deepcopy(charge)
+
+    def add_balance_transaction(self, *, amount: int, currency: str = "eur", type: str = "adjustment",  # noqa: A002 - Stripe's name
+                                reporting_category: str = "other_adjustment", fee: int = 0, source: str | None = None,
+                                description: str = "") -> dict:
+        """A balance transaction of Stripe's own (a fee line, an adjustment...) for the next payout."""
+        with self.lock:
+            txn = self._balance_transaction(amount=amount, currency=currency, type=type, reporting_category=reporting_category,
+                                            fee=fee, source=source, description=description)
+            self.waiting_transactions.append(txn["id"])
+            return copy.deepcopy(txn)
+
+    def run_payout(self, *, currency: str = "eur", exchange_rates: dict[str, str] | None = None, monthly_fee: int | None = None,
+                   reconciliation: str = "completed") -> dict:
+        """Stripe's automatic payout of the day in `currency`: a balance transaction, with Stripe's fees, for every
+        succeeded charge, refund, failed refund and dispute not paid out yet (charges in another currency only when
+        `exchange_rates` converts them), then the payout of their net and its `payout.paid` (and, unless
+        `reconciliation` is "in_progress", `payout.reconciliation_completed`) events. HUF and TWD are paid out in
+        whole units: the fraction stays for the next payout."""
+        with self.lock:
+            rates = {key.lower(): Decimal(value) for key, value in (exchange_rates or {}).items()}
+            included = list(self.waiting_transactions)
+            self.waiting_transactions.clear()
+            for charge in sorted(self._all("charge"), key=lambda c: c["created"]):
+                rate = self._settlement_rate(charge["currency"], currency, rates)
+                if charge["status"] == "succeeded" and rate is not None and self._first_time("charge", charge["id"]):
+                    included.append(self._charge_transaction(charge, currency, rate)["id"])
+            for refund in sorted(self._all("refund"), key=lambda r: r["created"]):
+                charge = self.objects[refund["charge"]]
+                rate = self._settlement_rate(refund["currency"], currency, rates)
+                if rate is None:
+                    continue
+                if self._first_time("refund", refund["id"]):
+                    sepa = charge["payment_method_details"].get("type") == "sepa_debit"
+                    included.append(self._converted_transaction(refund, -refund["amount"], currency, rate, "payment_refund" if sepa
+                                                                else "refund", "refund", "REFUND FOR CHARGE")["id"])
+                if refund["status"] == "failed" and self._first_time("refund_failure", refund["id"]):
+                    included.append(self._converted_transaction(refund, refund["amount"], currency, rate, "refund_failure",
+                                                                "refund_failure", "REFUND FAILURE")["id"])
+            for dispute in sorted(self._all("dispute"), key=lambda d: d["created"]):
+                rate = self._settlement_rate(dispute["currency"], currency, rates)
+                if rate is None or dispute["status"].startswith("warning_"):  # an inquiry moves no money
+                    continue
+                if self._first_time("dispute", dispute["id"]):
+                    txn = self._converted_transaction(dispute, -dispute["amount"], currency, rate, "adjustment", "dispute",
+                                                      f"Chargeback withdrawal for {dispute['charge']}", fee=1500, fee_description="Dispute fee")
+                    included.append(txn["id"])
+                if dispute["status"] == "won" and self._first_time("dispute_reversal", dispute["id"]):
+                    included.append(self._converted_transaction(dispute, dispute["amount"], currency, rate, "adjustment", "dispute_reversal",
+                                                                f"Chargeback reversal for {dispute['charge']}")["id"])
+            if monthly_fee:
+                included.append(self._balance_transaction(amount=-monthly_fee, currency=currency, type="stripe_fee", reporting_category="fee",
+                                                          description="Billing - Usage Fee")["id"])
+            total = sum(self.objects[txn_id]["net"] for txn_id in included) + self.carried.get(currency, 0)
+            amount = total - total % 100 if currency.upper() in ("HUF", "TWD") else total
+            if amount <= 0:
+                raise ValueError(f"Nothing to pay out in {currency}: the balance is {total}.")
+            self.carried[currency] = total - amount
+            payout = self._payout(amount=amount, currency=currency, automatic=True, status="paid", reconciliation=reconciliation)
+            own = self._balance_transaction(amount=-amount, currency=currency, type="payout", reporting_category="payout",
+                                            source=payout["id"], description="STRIPE PAYOUT")
+            payout["balance_transaction"] = own["id"]
+            self.payout_transactions[payout["id"]] = [*included, own["id"]]
+            self._event("payout.paid", payout)
+            if reconciliation == "completed":
+                self._event("payout.reconciliation_completed", payout)
+            return copy.deepcopy(payout)
+
+    def complete_payout_reconciliation(self, payout_id: str) -> dict:
+        with self.lock:
+            payout = self._get(payout_id, "payout")
+            payout["reconciliation_status"] = "completed"
+            return self._event("payout.reconciliation_completed", payout)
+
+    def fail_payout(self, payout_id: str, failure_code: str = "account_closed") -> dict:
+        """The bank returned the payout: `payout.failed`, and its money back in the balance for the next payout."""
+        with self.lock:
+            payout = self._get(payout_id, "payout")
+            payout.update(status="failed", failure_code=failure_code, failure_message="The bank account has been closed.")
+            back = self._balance_transaction(amount=payout["amount"], currency=payout["currency"], type="payout_failure",
+                                             reporting_category="payout_reversal", source=payout_id, description="PAYOUT FAILURE")
+            payout["failure_balance_transaction"] = back["id"]
+            self.waiting_transactions.append(back["id"])
+            return self._event("payout.failed", payout)
+
+    def _first_time(self, kind: str, object_id: str) -> bool:
+        if (kind, object_id) in self.paid_out:
+            return False
+        self.paid_out.add((kind, object_id))
+        return True
+
+    @staticmethod
+    def _settlement_rate(currency: str, settlement: str, rates: dict) -> Decimal | None:
+        return Decimal(1) if currency == settlement else rates.get(currency)
+
+    def _charge_transaction(self, charge: dict, currency: str, rate: Decimal) -> dict:
+        method = charge["payment_method_details"].get("type")
+        amount = int((charge["amount"] * rate).to_integral_value(ROUND_HALF_UP))
+        # Stripe's standard European pricing: cards 1.5 % + 0.25, SEPA Direct Debit 0.35, others 2.9 % + 0.30.
+        percent, fixed = {"card": (Decimal("0.015"), 25), "sepa_debit": (Decimal(0), 35)}.get(method, (Decimal("0.029"), 30))
+        fee = int((amount * percent).to_integral_value(ROUND_HALF_UP)) + fixed
+        txn = self._converted_transaction(charge, charge["amount"], currency, rate, "payment" if method == "sepa_debit" else "charge",
+                                          "charge", charge.get("description") or "", fee=fee, fee_description="Stripe processing fees")
+        charge["balance_transaction"] = txn["id"]
+        return txn
+
+    def _converted_transaction(self, source: dict, amount: int, currency: str, rate: Decimal, type: str, category: str,  # noqa: A002
+                               description: str, *, fee: int = 0, fee_description: str = "") -> dict:
+        converted = int((amount * rate).to_integral_value(ROUND_HALF_UP))
+        txn = self._balance_transaction(amount=converted, currency=currency, type=type, reporting_category=category, fee=fee,
+                                        source=source["id"], description=description, fee_description=fee_description,
+                                        created=source.get("created"))
+        if source["currency"] != currency:
+            txn["exchange_rate"] = float(rate)  # a JSON number, as Stripe sends it
+        return txn
+
+    def _balance_transaction(self, *, amount: int, currency: str, type: str, reporting_category: str, fee: int = 0,  # noqa: A002
+                             source: str | None = None, description: str = "", fee_description: str = "",
+                             created: int | None = None) -> dict:
+        txn = copy.deepcopy(TEMPLATES["balance_transaction"])
+        created = created or int(time.time())
+        details = [{"amount": fee, "application": None, "currency": currency, "description": fee_description or "Stripe fee",
+                    "type": "stripe_fee"}] if fee else []
+        txn.update(id=self._id("txn"), amount=amount, currency=currency, fee=fee, fee_details=details, net=amount - fee,
+                   type=type, reporting_category=reporting_category, source=source, description=description or None,
+                   exchange_rate=None, created=created, available_on=created + 2 * 86400, status="available")
+        self.objects[txn["id"]] = txn
+        return txn
+
+    def _payout(self, *, amount: int, currency: str, automatic: bool, status: str, reconciliation: str) -> dict:
+        payout = copy.deepcopy(TEMPLATES["payout"])
+        now = int(time.time())
+        payout.update(id=self._id("po"), amount=amount, currency=currency, automatic=automatic, status=status,
+                      reconciliation_status=reconciliation if automatic else "not_applicable", created=now,
+                      arrival_date=now - now % 86400 + 2 * 86400, livemode=self.mode == "live", metadata={},
+                      balance_transaction=None, failure_balance_transaction=None, failure_code=None, failure_message=None,
+                      description="STRIPE PAYOUT", destination="ba_" + secrets.token_hex(8))
+        self.objects[payout["id"]] = payout
+        return payout
+
+    def _balance_transactions(self, params: dict) -> dict:
+        if params.get("payout"):
+            payout = self._get(params["payout"], "payout")
+            if not payout["automatic"]:
+                raise StripeFail(400, "invalid_request_error", "Balance transaction history can only be filtered on automatic "
+                                                               "transfers, not manual.", param="payout")
+            items = [self.objects[txn_id] for txn_id in reversed(self.payout_transactions.get(payout["id"], []))]
+        else:
+            items = list(reversed(self._all("balance_transaction")))
+        if _int(params.get("limit") or 10, "limit") > 100:
+            raise StripeFail(400, "invalid_request_error", "This value must be less than or equal to 100.", param="limit")
+        page = self._list(items, params)
+        if "data.source" in (params.get("expand") or []):
+            page["data"] = [{**txn, "source": copy.deepcopy(self.objects.get(txn["source"], txn["source"]))} if txn.get("source")
+                            else txn for txn in page["data"]]
+        return page
+
     def events_of(self, *types: str) -> list[dict]:
         with self.lock:
             return [copy.deepcopy(e) for e in self.events if not types or e["type"] in types]
@@ -271,6 +449,8 @@ class FakeStripeServer:
         key = (handler.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
         headers = {name: value for name, value in handler.headers.items()}
         idem = handler.headers.get("Idempotency-Key")
+        for observer in list(self.observers):
+            observer(method, parts.path)
         with self.lock:
             self.requests.append({"method": method, "path": parts.path, "params": params, "headers": headers,
                                   "idempotency_key": idem, "api_key": key, "stripe_version": handler.headers.get("Stripe-Version")})
@@ -385,6 +565,8 @@ class FakeStripeServer:
             account.update(id=self.account_id)
             return account
         if resource == "events":
+            if len(params.get("types") or []) > 20:
+                raise StripeFail(400, "invalid_request_error", "You may only specify up to 20 types.", param="types")
             return self._list([e for e in reversed(self.events) if self._event_matches(e, params)], params) if not rest \
                 else self._get(rest[0])
         if resource == "customers":
@@ -444,6 +626,18 @@ class FakeStripeServer:
             return self._get(rest[0], "refund")
         if resource == "sources":
             return self._get(rest[0], "source")
+        if resource == "payouts":
+            if not rest and method == "POST":  # a manual payout: Stripe cannot tell which transactions it carries
+                return self._payout(amount=_int(params.get("amount"), "amount"), currency=(params.get("currency") or "eur").lower(),
+                                    automatic=False, status="pending", reconciliation="not_applicable")
+            if not rest:
+                arrival = params.get("arrival_date") or {}
+                payouts = [p for p in reversed(self._all("payout"))
+                           if not (isinstance(arrival, dict) and arrival.get("gte") and p["arrival_date"] < int(arrival["gte"]))]
+                return self._list(payouts, params)
+            return self._get(rest[0], "payout")
+        if resource == "balance_transactions":
+            return self._balance_transactions(params) if not rest else self._get(rest[0], "balance_transaction")
         raise StripeFail(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}).")
 
     # --- helpers -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@ two workers processing events of one charge at once book it once."""
 
 import threading
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from django.db import connection
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from billing.models import Balance
 from tests.factories import InvoiceFactory
-from tests.helpers import make_event, post_event
+from tests.helpers import make_event, post_event, run_at_once
 from webhooks import services
 from webhooks.models import WebhookEvent
 
@@ -21,24 +22,7 @@ pytestmark = pytest.mark.django_db
 def process_at_once(event_ids) -> list[Exception]:
     """Process each event on its own thread (and database connection), all released at the same instant, as
     concurrent workers would; returns the errors raised."""
-    barrier = threading.Barrier(len(event_ids))
-    errors = []
-
-    def work(event_id):
-        barrier.wait()
-        try:
-            services.process_event(event_id)
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(event_id,)) for event_id in event_ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
+    return run_at_once(*(partial(services.process_event, event_id) for event_id in event_ids))
 
 
 def books_by_role(invoices):
