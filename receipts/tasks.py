@@ -36,9 +36,13 @@ def sweep_receipts():
 
 
 def issue_after_commit(*, charge=None, refund_request=None) -> None:
-    """For the webhook handlers: once the books committed, a confirmed charge or a succeeded refund gets its receipt
-    (in a task, so the event's processing pays nothing for it; the beat sweep catches a lost one)."""
-    if charge is not None and charge.status in RECEIPTED_CHARGE_STATUSES and charge.invoice_id:
+    """For the webhook handlers: once the books committed, a confirmed charge or a succeeded refund gets its receipt (in a
+    task, on the documents queue; the beat sweep catches a lost one). A charge asks once, from the event that confirmed
+    it (nine events in ten are charge events: a publish each would be a tenth of their cost); a refund asks from every
+    event that sees it succeeded, since the refund service may have booked it before any event (the task is
+    idempotent)."""
+    if charge is not None and getattr(charge, "just_confirmed", False) and charge.status in RECEIPTED_CHARGE_STATUSES \
+            and charge.invoice_id:
         transaction.on_commit(lambda: enqueue(issue_payment_receipt, charge.pk))
     if refund_request is not None and refund_request.status == RefundStatus.SUCCEEDED:
         transaction.on_commit(lambda: enqueue(issue_refund_receipt, refund_request.pk))

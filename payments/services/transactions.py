@@ -158,6 +158,7 @@ def sync_charge(setting, charge: dict, *, event_created: datetime | None = None,
     facts = ChargeFacts.from_charge(charge, payment_intent, event_type=event_type)
     with transaction.atomic(savepoint=False):
         tx = upsert_and_lock_transaction(setting, facts)
+        tx.just_confirmed = False
         if tx.status in FINAL_TRANSACTION_STATUSES:
             return tx
         as_read = field_values(tx)
@@ -176,7 +177,10 @@ def sync_charge(setting, charge: dict, *, event_created: datetime | None = None,
             tx.save_for_future = True
         if event_created and (tx.stripe_created is None or event_created > tx.stripe_created):
             tx.stripe_created = event_created
+        status_before = tx.status
         _apply_state(setting, tx, facts, raw=charge)
+        # The one event that confirms the charge's money says so (its receipt is asked for once, not per event).
+        tx.just_confirmed = tx.status == TransactionStatus.SUCCEEDED and status_before != TransactionStatus.SUCCEEDED
         changed = changed_fields(tx, as_read)
         if changed:  # a redelivered or stale event changes nothing and writes nothing
             update_fields(tx, [*changed, "updated_at"])
