@@ -10,6 +10,9 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from config.keys import DEVELOPMENT_SECRET_KEY, production_key_problems
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -25,9 +28,14 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+# Production is DEBUG off. Development turns it on explicitly: `make run` (scripts/demo.py) and the tests (pyproject's
+# [tool.pytest_env]); only then may the committed development keys be used.
 DEBUG = env_bool("DEBUG", False)
-# A development key is used only when DEBUG is on or nothing is configured; production must set it.
-SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-insecure-secret-key-change-me-0123456789abcdefghijklmnop"
+SECRET_KEY = os.environ.get("SECRET_KEY") or (DEVELOPMENT_SECRET_KEY if DEBUG else "")
+# Fernet keys (comma-separated, newest first) that encrypt provider secrets at rest.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
+if not DEBUG and (key_problems := production_key_problems(SECRET_KEY, FIELD_ENCRYPTION_KEYS)):
+    raise ImproperlyConfigured(" ".join(key_problems) + " Production (DEBUG off) needs its own keys: see README, Configuration.")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # Public base URL used to build absolute links (webhook endpoint, payment links in emails).
@@ -137,19 +145,24 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and SECURE_SSL_REDIRECT)
+# Production (DEBUG off) is HTTPS only by default; each of these can be turned off explicitly (README, Security).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Never redirected: Stripe does not follow a redirect of its signed webhook POST (the delivery would fail until Stripe gives
+# up on it), and the health probe speaks plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^webhooks/", r"^healthz$"]
+# Secure cookies whatever the request looked like: behind a TLS proxy without BEHIND_PROXY every request looks like HTTP.
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else str(365 * 86400)))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY") else None
+# Behind a proxy that terminates TLS: its X-Forwarded-Proto says whether the client used HTTPS, and its client address
+# header (config.network) is the client's address. Never trusted otherwise: a client could send them itself.
+BEHIND_PROXY = env_bool("BEHIND_PROXY")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 
 # Error reports hide secrets and keys (settings and local variables).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "providers.reporting.SecretsExceptionReporterFilter"
-
-# Fernet keys (comma-separated, newest first) that encrypt provider secrets at rest.
-FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
 
 # --- Email -----------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
