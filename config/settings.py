@@ -273,7 +273,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_PERMISSION_CLASSES": ["config.permissions.StaffWithModelPermissions"],
     "DEFAULT_SCHEMA_CLASS": "config.schema.DocumentedRefusalsSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.BoundedLimitOffsetPagination",
@@ -285,6 +285,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Invoices, balances, payment entries and refunds of the billing back office.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs page list every endpoint and field of the books: staff only.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
 }
 
 # The ingest benchmark's baseline endpoint (bench/baseline.py); never enable in production.

@@ -89,7 +89,7 @@ def test_permission_matrix(kind, fake_stripe):
         else:
             assert status in (302, 403), (kind, name, status)
     api = {
-        "invoice list": ("get", reverse("billing:invoice-list"), {"superuser", "staff", "finance"}),
+        "invoice list": ("get", reverse("billing:invoice-list"), {"superuser", "finance"}),  # staff alone: no view_invoice
         "refund": ("post", reverse("refunds:api-refund-balance", args=[balance.pk]), {"superuser", "finance"}),
         "resolve entry": ("post", reverse("billing:resolve-entry", args=[entry.pk]), {"superuser", "finance"}),
     }
