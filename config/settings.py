@@ -270,6 +270,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reminders.tasks.send_due_reminders",
         "schedule": crontab(minute=5),
     },
+    "payments-cancel-replaced-payment-intents": {
+        "task": "payments.tasks.cancel_replaced_payment_intents",
+        "schedule": 300.0,
+    },
     "payments-collect-due-invoices": {
         "task": "payments.tasks.collect_due_invoices",
         "schedule": crontab(minute=15, hour="*/6"),
