@@ -178,6 +178,20 @@ CLIENT_ADDRESS_HEADER = os.environ.get("CLIENT_ADDRESS_HEADER", "X-Forwarded-For
 # Error reports hide secrets and keys (settings and local variables).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "providers.reporting.SecretsExceptionReporterFilter"
 
+# --- Cache: the rate limits' counters (django-ratelimit) -------------------------------------------
+# Redis when REDIS_URL is set, shared by every web process; local memory otherwise (the demo: one process).
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "billing",
+                          # A Redis outage must not hang the payment page (payments.throttling lets it through).
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+RATELIMIT_USE_CACHE = "default"
+# PaymentIntents (and SetupIntents) a payment link, and a client address, may start (payments.throttling).
+PAYMENT_START_RATE_PER_LINK = os.environ.get("PAYMENT_START_RATE_PER_LINK", "20/h")
+PAYMENT_START_RATE_PER_ADDRESS = os.environ.get("PAYMENT_START_RATE_PER_ADDRESS", "60/h")
+
 # --- Email -----------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")

@@ -23,6 +23,7 @@ from payments.formatting import format_money
 from payments.services import checkout as checkout_service
 from payments.services import offline
 from payments.services.instruments import get_or_create_stripe_customer
+from payments.throttling import limited_per_link_and_address
 from payments.tokens import PAY, SAVE_METHOD, TokenError, read_token
 from providers.stripe import gateway
 
@@ -125,6 +126,7 @@ def pay(request, token):
 
 @content_security_policy
 @require_POST
+@limited_per_link_and_address
 def create_intent(request, token):
     try:
         invoice = invoice_from_token(token)
@@ -216,6 +218,7 @@ def save_method(request, token):
 
 @content_security_policy
 @require_POST
+@limited_per_link_and_address
 def create_setup_intent(request, token):
     from providers.selectors import NoProviderSetting, setting_for_invoice
 
