@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0002_transaction_booking_and_dispute_facts'),
+        ('payments', '0003_disputes_of_their_own'),
     ]
 
     operations = [
