@@ -5,7 +5,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import BalanceFactory, InvoiceFactory, PaymentEntryFactory, ProviderSettingFactory
+from tests.factories import BalanceFactory, PaymentEntryFactory, ProviderSettingFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -23,8 +23,7 @@ def client_for(*, staff: bool, permissions: tuple[str, ...] = ()) -> Client:
 
 
 def test_staff_without_model_permissions_reads_nothing_the_admin_refuses_them():
-    invoice = InvoiceFactory()
-    BalanceFactory(account=invoice.account)
+    invoice = BalanceFactory().invoice
     PaymentEntryFactory()
     client = client_for(staff=True)
     for model, route in LISTS.items():
