@@ -266,7 +266,12 @@ def cancel_replaced_payment_intent(attempt: PaymentAttempt, *, idempotency_key: 
         logger.error("Stripe failed to cancel PaymentIntent %s of the replaced attempt %s (%s); "
                      "payments.tasks.cancel_replaced_payment_intents retries.", attempt.payment_intent_id, attempt, exc)
         return True
-    _refuse_when_moved_on(attempt, _reread_in_flight_payment_intent(attempt))
+    payment_intent = _reread_in_flight_payment_intent(attempt)
+    _refuse_when_moved_on(attempt, payment_intent)
+    if payment_intent["status"] != "canceled":  # refused for another reason: still live, so still to cancel
+        logger.error("Stripe refused to cancel PaymentIntent %s (%s) of the replaced attempt %s; the beat task retries.",
+                     attempt.payment_intent_id, payment_intent["status"], attempt)
+        return True
     return False
 
 

@@ -157,3 +157,13 @@ def test_a_payment_intent_cancelled_elsewhere_frees_the_invoice_for_a_new_one(cl
     second = intent(client, invoice, "card")  # the same request would have reused the cancelled intent
     assert second.status_code == 200 and second.json()["paymentIntentId"] != first
     assert PaymentAttempt.objects.get(payment_intent_id=first).status == AttemptStatus.CANCELED
+
+
+def test_a_cancel_refused_for_another_reason_is_retried_later(client, setting, fake_stripe):
+    invoice = InvoiceFactory()
+    first = intent(client, invoice, "card").json()["paymentIntentId"]
+    fake_stripe.inject("POST", f"/v1/payment_intents/{first}/cancel", status=400,
+                       body={"error": {"type": "invalid_request_error", "message": "Something unexpected."}})
+    assert intent(client, invoice, "sepa_debit").status_code == 200
+    assert fake_stripe.objects[first]["status"] == "requires_payment_method"
+    assert PaymentAttempt.objects.get(payment_intent_id=first).stripe_cancel_pending
