@@ -166,18 +166,20 @@ def create_payment_for_invoice(invoice: Invoice, *, method_type: str, save_for_f
     return {"client_secret": payment_intent["client_secret"], "payment_intent_id": payment_intent["id"]}
 
 
-def record_payment_intent(attempt: PaymentAttempt, payment_intent: dict, **fields) -> None:
+def record_payment_intent(attempt: PaymentAttempt, payment_intent: dict) -> None:
     """Store the new PaymentIntent's id on its attempt. Another tab may have replaced the attempt while Stripe created
-    the intent: then it is cancelled at once (and retried by the beat task) and the customer is told to reload."""
+    the intent: then it is cancelled at once (or by the beat task) and the customer is told to reload."""
     with transaction.atomic():
         replaced = not PaymentAttempt.objects.filter(pk=attempt.pk, status__in=IN_FLIGHT_ATTEMPT_STATUSES).update(
-            payment_intent_id=payment_intent["id"], updated_at=timezone.now(), **fields)
+            payment_intent_id=payment_intent["id"], updated_at=timezone.now())
         if replaced:
             PaymentAttempt.objects.filter(pk=attempt.pk).update(payment_intent_id=payment_intent["id"], stripe_cancel_pending=True)
-    if replaced:
-        attempt.payment_intent_id = payment_intent["id"]
-        cancel_replaced_payment_intent(attempt)
-        raise PaymentNotPossible("A newer payment was started for this invoice in another window. Please reload this page.")
+    if not replaced:
+        return
+    attempt.payment_intent_id = payment_intent["id"]
+    if not cancel_replaced_payment_intent(attempt):
+        PaymentAttempt.objects.filter(pk=attempt.pk).update(stripe_cancel_pending=False)
+    raise PaymentNotPossible("A newer payment was started for this invoice in another window. Please reload this page.")
 
 
 # --- One attempt in flight per invoice ---------------------------------------------------------------

@@ -167,3 +167,19 @@ def test_a_cancel_refused_for_another_reason_is_retried_later(client, setting, f
     assert intent(client, invoice, "sepa_debit").status_code == 200
     assert fake_stripe.objects[first]["status"] == "requires_payment_method"
     assert PaymentAttempt.objects.get(payment_intent_id=first).stripe_cancel_pending
+
+
+def test_an_intent_created_for_an_attempt_replaced_meanwhile_is_cancelled_at_once(setting, fake_stripe):
+    """Tab A's create was still on its way to Stripe when tab B replaced its attempt."""
+    from payments.services.checkout import PaymentNotPossible, record_payment_intent, start_attempt
+
+    invoice = InvoiceFactory()
+    attempt, _ = start_attempt(invoice, setting=setting, amount=invoice.amount, method_type="card", save=False)
+    PaymentAttempt.objects.filter(pk=attempt.pk).update(status=AttemptStatus.CANCELED)  # tab B's replacement
+    created = gateway.create_payment_intent(setting, amount=invoice.amount, currency="EUR", idempotency_key=attempt.idempotency_key,
+                                            payment_method_types=["card"], metadata={}, description="x")
+    with pytest.raises(PaymentNotPossible, match="another window"):
+        record_payment_intent(attempt, created)
+    assert fake_stripe.objects[created["id"]]["status"] == "canceled"
+    attempt.refresh_from_db()
+    assert attempt.payment_intent_id == created["id"] and not attempt.stripe_cancel_pending
