@@ -179,7 +179,7 @@ def record_payment_intent(attempt: PaymentAttempt, payment_intent: dict) -> None
     attempt.payment_intent_id = payment_intent["id"]
     if not cancel_replaced_payment_intent(attempt):
         PaymentAttempt.objects.filter(pk=attempt.pk).update(stripe_cancel_pending=False)
-    raise PaymentNotPossible("A newer payment was started for this invoice in another window. Please reload this page.")
+    raise PaymentNotPossible(_("A newer payment was started for this invoice in another window. Please reload this page."))
 
 
 # --- One attempt in flight per invoice ---------------------------------------------------------------
@@ -195,7 +195,7 @@ def start_attempt(invoice: Invoice, *, setting, amount, method_type, save,
     when it has moved on (processing, succeeded, requires_capture), or an earlier attempt succeeded and its charge is
     not booked yet, PaymentNotPossible says so and nothing is written or created.
     """
-    for _ in range(3):
+    for _round in range(3):
         with transaction.atomic():
             locks.lock_invoices([invoice.pk])
             current, reuse = _decide_attempt(invoice, amount=amount, method_type=method_type, save=save, source=source)
@@ -236,8 +236,8 @@ def _reread_in_flight_payment_intent(attempt: PaymentAttempt) -> dict:
         payment_intent = gateway.retrieve_payment_intent(attempt.provider_setting, attempt.payment_intent_id)
     except gateway.StripeGatewayError:
         # Without it we cannot tell whether the customer already paid in another window: never risk a second charge.
-        raise PaymentNotPossible("We could not check the payment already started for this invoice. Nothing new was "
-                                 "charged; please try again in a moment.") from None
+        raise PaymentNotPossible(_("We could not check the payment already started for this invoice. Nothing new was "
+                                   "charged; please try again in a moment.")) from None
     _refuse_when_moved_on(attempt, payment_intent)
     return payment_intent
 
@@ -308,12 +308,12 @@ def paid_attempt_awaiting_booking(invoice: Invoice) -> PaymentAttempt | None:
             .exclude(Exists(booked)).first())
 
 
-ALREADY_PROCESSING = "A payment for this invoice is already being processed."
+ALREADY_PROCESSING = gettext_lazy("A payment for this invoice is already being processed.")
 
 
 def already_paid_sentence(invoice: Invoice) -> str:
-    return (f"Invoice {invoice.number} has already been paid: the payment is being confirmed. Please do not pay again; "
-            "you will receive a confirmation.")
+    return _("Invoice %(number)s has already been paid: the payment is being confirmed. Please do not pay again; "
+             "you will receive a confirmation.") % {"number": invoice.number}
 
 
 def cancel_pending_replaced_payment_intents() -> dict[str, int]:
