@@ -33,7 +33,7 @@ def production_keys_check(app_configs, **kwargs):
     deployed hears it here."""
     problems = []
     if message := secret_key_problem(settings.SECRET_KEY):
-        problems.append(Error(message, hint="Set SECRET_KEY to a long random value of your own.", id="providers.E002"))
+        problems.append(Error(message, hint="Give SECRET_KEY a long random value of your own.", id="providers.E002"))
     if message := field_encryption_keys_problem(settings.FIELD_ENCRYPTION_KEYS):
         problems.append(Error(message, hint="Generate a key (README, Configuration) and set FIELD_ENCRYPTION_KEYS.", id="providers.E003"))
     return problems
