@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0003_disputes_of_their_own'),
+        ('payments', '0004_payouts_lines_and_stripe_fees'),
     ]
 
     operations = [
