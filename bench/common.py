@@ -10,6 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from devtools.production_env import local_production_env
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/billing_bench"
 BENCH_REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -24,15 +26,10 @@ def bench_env() -> dict:
         "CELERY_BROKER_URL": os.environ.get("BENCH_REDIS_URL", BENCH_REDIS_URL),
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "false",
         "LOG_LEVEL": "WARNING",
-        "FIELD_ENCRYPTION_KEYS": env_default("FIELD_ENCRYPTION_KEYS", "lP7o_OccGubAqEPqb4OIDG0kbhSrsj2WC6f3x0syazU="),
+        **local_production_env(),
     })
     return env
-
-
-def env_default(name: str, default: str) -> str:
-    return os.environ.get(name) or default
 
 
 def prepare_database(env: dict) -> None:

@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_init
+from celery.signals import setup_logging, task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -15,6 +15,22 @@ app.autodiscover_tasks()
 # Reuse connections like Django's request cycle does instead: CONN_MAX_AGE, health checks, and a
 # connection that saw an error is dropped (close_old_connections, below).
 app.conf.CELERY_DB_REUSE_MAX = 10_000
+
+
+@setup_logging.connect
+def logging_from_django_settings(loglevel=None, **kwargs):
+    """Configure the worker's (and beat's) logging from Django's LOGGING. Without a receiver for this signal Celery
+    replaces the root logger's handlers with its own, dropping the filter that masks Stripe secrets
+    (providers.logging.RedactSecretsFilter). The worker's --loglevel still sets the level."""
+    import copy
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    config = copy.deepcopy(settings.LOGGING)
+    if loglevel:
+        config["root"]["level"] = loglevel
+    dictConfig(config)
 
 
 @worker_init.connect

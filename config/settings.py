@@ -6,10 +6,14 @@ and a real Redis broker.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from config.keys import DEVELOPMENT_SECRET_KEY, production_key_problems
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -25,9 +29,14 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+# Production is DEBUG off. Development turns it on explicitly: `make run` (scripts/demo.py) and the tests (pyproject's
+# [tool.pytest_env]); only then may the committed development keys be used.
 DEBUG = env_bool("DEBUG", False)
-# A development key is used only when DEBUG is on or nothing is configured; production must set it.
-SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-insecure-secret-key-change-me-0123456789abcdefghijklmnop"
+SECRET_KEY = os.environ.get("SECRET_KEY") or (DEVELOPMENT_SECRET_KEY if DEBUG else "")
+# Fernet keys (comma-separated, newest first) that encrypt provider secrets at rest.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
+if not DEBUG and (key_problems := production_key_problems(SECRET_KEY, FIELD_ENCRYPTION_KEYS)):
+    raise ImproperlyConfigured(" ".join(key_problems) + " Production (DEBUG off) needs its own keys: see README, Configuration.")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # Public base URL used to build absolute links (webhook endpoint, payment links in emails).
@@ -45,6 +54,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "axes",
     "billing",
     "providers",
     "payments",
@@ -65,6 +75,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -114,6 +126,15 @@ if USING_POSTGRES and DB_PREPARED_STATEMENTS:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Admin logins are throttled per user and client address (django-axes; README, Security).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "60")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # an attacker cannot lock a clerk out from the office
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.network.client_address"
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -137,19 +158,39 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and SECURE_SSL_REDIRECT)
+# Production (DEBUG off) is HTTPS only by default; each of these can be turned off explicitly (README, Security).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Never redirected: Stripe does not follow a redirect of its signed webhook POST (the delivery would fail until Stripe gives
+# up on it), and the health probe speaks plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^webhooks/", r"^healthz$"]
+# Secure cookies whatever the request looked like: behind a TLS proxy without BEHIND_PROXY every request looks like HTTP.
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else str(365 * 86400)))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY") else None
+# Behind a proxy that terminates TLS: its X-Forwarded-Proto says whether the client used HTTPS, and its client address
+# header (config.network) is the client's address. Never trusted otherwise: a client could send them itself.
+BEHIND_PROXY = env_bool("BEHIND_PROXY")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
+CLIENT_ADDRESS_HEADER = os.environ.get("CLIENT_ADDRESS_HEADER", "X-Forwarded-For")
 
 # Error reports hide secrets and keys (settings and local variables).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "providers.reporting.SecretsExceptionReporterFilter"
 
-# Fernet keys (comma-separated, newest first) that encrypt provider secrets at rest.
-FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
+# --- Cache: the rate limits' counters (django-ratelimit) -------------------------------------------
+# Redis when REDIS_URL is set, shared by every web process; local memory otherwise (the demo: one process).
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "billing",
+                          # A Redis outage must not hang the payment page (payments.throttling lets it through).
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+RATELIMIT_USE_CACHE = "default"
+# PaymentIntents (and SetupIntents) a payment link, and a client address, may start (payments.throttling).
+PAYMENT_START_RATE_PER_LINK = os.environ.get("PAYMENT_START_RATE_PER_LINK", "20/h")
+PAYMENT_START_RATE_PER_ADDRESS = os.environ.get("PAYMENT_START_RATE_PER_ADDRESS", "60/h")
 
 # --- Email -----------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -243,6 +284,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reminders.tasks.send_due_reminders",
         "schedule": crontab(minute=5),
     },
+    "payments-cancel-replaced-payment-intents": {
+        "task": "payments.tasks.cancel_replaced_payment_intents",
+        "schedule": 300.0,
+    },
     "payments-collect-due-invoices": {
         "task": "payments.tasks.collect_due_invoices",
         "schedule": crontab(minute=15, hour="*/6"),
@@ -260,7 +305,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_PERMISSION_CLASSES": ["config.permissions.StaffWithModelPermissions"],
     "DEFAULT_SCHEMA_CLASS": "config.schema.DocumentedRefusalsSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.BoundedLimitOffsetPagination",
@@ -272,6 +317,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Invoices, balances, payment entries and refunds of the billing back office.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs page list every endpoint and field of the books: staff only.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
 }
 
 # The ingest benchmark's baseline endpoint (bench/baseline.py); never enable in production.

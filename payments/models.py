@@ -81,6 +81,9 @@ class PaymentAttempt(models.Model):
     instrument = models.ForeignKey(PaymentInstrument, null=True, blank=True, on_delete=models.SET_NULL, related_name="attempts")
     status = models.CharField(max_length=20, choices=AttemptStatus.choices, default=AttemptStatus.CREATED)
     last_error = models.TextField(blank=True)
+    # Replaced by a new attempt, but Stripe failed to cancel its PaymentIntent: the beat task retries
+    # (payments.tasks.cancel_replaced_payment_intents) so that no abandoned page can still confirm it.
+    stripe_cancel_pending = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

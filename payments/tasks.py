@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from payments.models import Payout
 from payments.services import payouts
+from payments.services.checkout import cancel_pending_replaced_payment_intents
 from payments.services.collection import collect_due_invoices as collect
 from providers.models import ProviderSetting
 from providers.stripe import gateway
@@ -46,3 +47,8 @@ def reconcile_payout(self, setting_id: int, payout_id: str):
 def reconcile_recent_payouts():
     since = timezone.localdate() - timedelta(days=PAYOUT_CATCH_UP_DAYS)
     return len(payouts.reconcile_payouts_since(since))
+
+
+@shared_task(name="payments.tasks.cancel_replaced_payment_intents")
+def cancel_replaced_payment_intents():
+    return cancel_pending_replaced_payment_intents()

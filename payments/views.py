@@ -23,7 +23,9 @@ from payments.formatting import format_money
 from payments.services import checkout as checkout_service
 from payments.services import offline
 from payments.services.instruments import get_or_create_stripe_customer
+from payments.throttling import limited_per_link_and_address
 from payments.tokens import PAY, SAVE_METHOD, TokenError, read_token
+from providers.crypto import SecretDecryptionError
 from providers.stripe import gateway
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,27 @@ def content_security_policy(view):
     return wrapped
 
 
+def unavailable_while_secrets_unreadable(*, answer: str = "page"):
+    """A stored Stripe secret that cannot be decrypted (its key was rotated away) is the operator's problem: the customer
+    gets a polite 503 (a page, or JSON for the page's script), the log says which setting and what to do."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            try:
+                return view(request, *args, **kwargs)
+            except SecretDecryptionError as exc:
+                logger.error("Customer payment page unavailable: %s", exc)
+                message = _("Online payment is not available at the moment. Please try again later.")
+                if answer == "json":
+                    return JsonResponse({"error": message}, status=503)
+                return message_page(request, _("Payment"), message, status=503)
+
+        return wrapped
+
+    return decorator
+
+
 def message_page(request, title: str, message: str, status: int = 200, invoice=None, entity=None):
     entity = entity or (invoice.business_entity if invoice else None)
     return render(request, "payments/message.html", {"title": title, "message": message, "invoice": invoice, "entity": entity},
@@ -94,6 +117,7 @@ def invoice_from_token(token: str, purpose: str = PAY) -> Invoice:
 
 @content_security_policy
 @require_GET
+@unavailable_while_secrets_unreadable(answer="page")
 def pay(request, token):
     try:
         invoice = invoice_from_token(token)
@@ -125,6 +149,8 @@ def pay(request, token):
 
 @content_security_policy
 @require_POST
+@limited_per_link_and_address
+@unavailable_while_secrets_unreadable(answer="json")
 def create_intent(request, token):
     try:
         invoice = invoice_from_token(token)
@@ -148,6 +174,7 @@ def create_intent(request, token):
 
 @content_security_policy
 @require_POST
+@unavailable_while_secrets_unreadable(answer="page")
 def offline_test_payment(request, token):
     """The offline demo's stand-in for Stripe.js (payments/services/offline.py): refused outside that demo."""
     try:
@@ -166,6 +193,7 @@ def offline_test_payment(request, token):
 
 @content_security_policy
 @require_GET
+@unavailable_while_secrets_unreadable(answer="page")
 def payment_return(request, token):
     try:
         invoice = invoice_from_token(token)
@@ -186,6 +214,7 @@ def payment_return(request, token):
 
 @content_security_policy
 @require_GET
+@unavailable_while_secrets_unreadable(answer="page")
 def save_method(request, token):
     try:
         invoice = invoice_from_token(token, purpose=SAVE_METHOD)
@@ -216,6 +245,8 @@ def save_method(request, token):
 
 @content_security_policy
 @require_POST
+@limited_per_link_and_address
+@unavailable_while_secrets_unreadable(answer="json")
 def create_setup_intent(request, token):
     from providers.selectors import NoProviderSetting, setting_for_invoice
 

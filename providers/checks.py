@@ -1,9 +1,12 @@
-"""System checks: encryption keys configured and valid; active settings that cannot verify webhooks."""
+"""System checks: encryption keys configured and valid, no development key deployed; active settings that cannot
+verify webhooks."""
 
 from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.db import DatabaseError
+
+from config.keys import field_encryption_keys_problem, secret_key_problem
 
 
 @register()
@@ -21,6 +24,18 @@ def encryption_keys_check(app_configs, **kwargs):
             Fernet(key.encode())
         except (ValueError, TypeError):
             problems.append(Error(f"FIELD_ENCRYPTION_KEYS entry {index + 1} is not a valid Fernet key.", id="providers.E001"))
+    return problems
+
+
+@register(deploy=True)
+def production_keys_check(app_configs, **kwargs):
+    """Production refuses these at start-up (config.settings); a development process (DEBUG on) that is about to be
+    deployed hears it here."""
+    problems = []
+    if message := secret_key_problem(settings.SECRET_KEY):
+        problems.append(Error(message, hint="Give SECRET_KEY a long random value of your own.", id="providers.E002"))
+    if message := field_encryption_keys_problem(settings.FIELD_ENCRYPTION_KEYS):
+        problems.append(Error(message, hint="Generate a key (README, Configuration) and set FIELD_ENCRYPTION_KEYS.", id="providers.E003"))
     return problems
 
 

@@ -1,15 +1,15 @@
 """Encryption at rest for provider secrets: MultiFernet over FIELD_ENCRYPTION_KEYS (newest first).
 
-Without configured keys a development key is derived from SECRET_KEY and a system check warns
-loudly (providers.checks).
+Without configured keys (development only: production refuses to start, config/keys.py) a key is derived from
+SECRET_KEY and a system check warns loudly (providers.checks).
 """
 
-import base64
-import hashlib
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+
+from config.keys import derived_field_encryption_key
 
 
 class SecretDecryptionError(Exception):
@@ -17,8 +17,7 @@ class SecretDecryptionError(Exception):
 
 
 def development_key() -> bytes:
-    digest = hashlib.sha256(("field-encryption:" + settings.SECRET_KEY).encode()).digest()
-    return base64.urlsafe_b64encode(digest)
+    return derived_field_encryption_key(settings.SECRET_KEY).encode()
 
 
 def configured_keys() -> list[bytes]:

@@ -80,9 +80,7 @@ class ProviderSetting(models.Model):
     # Secrets: decrypted on demand, never cached on the instance, never in __repr__.
     @property
     def secret_key(self) -> str:
-        from providers.crypto import decrypt
-
-        return decrypt(self.secret_key_encrypted)
+        return self._decrypted(self.secret_key_encrypted, "secret key")
 
     @secret_key.setter
     def secret_key(self, value: str) -> None:
@@ -93,9 +91,18 @@ class ProviderSetting(models.Model):
 
     @property
     def webhook_secret(self) -> str:
-        from providers.crypto import decrypt
+        return self._decrypted(self.webhook_secret_encrypted, "webhook secret")
 
-        return decrypt(self.webhook_secret_encrypted)
+    def _decrypted(self, token: str, what: str) -> str:
+        from providers.crypto import SecretDecryptionError, decrypt
+
+        try:
+            return decrypt(token)
+        except SecretDecryptionError:  # say which setting and what to do: the log is read by whoever fixes it
+            raise SecretDecryptionError(
+                f"The {what} of provider setting {self.name!r} (id {self.pk}) cannot be decrypted with any key in "
+                "FIELD_ENCRYPTION_KEYS: put back the key that encrypted it (rotate_encryption_keys re-encrypts), "
+                "or enter the secret again in the admin.") from None
 
     @webhook_secret.setter
     def webhook_secret(self, value: str) -> None:

@@ -11,8 +11,10 @@ from refunds.services import OverrefundNotConfirmed, RefundError, refund_payment
 
 
 class CanRefund(permissions.BasePermission):
+    """As the admin's Refund button: staff AND the refund permission."""
+
     def has_permission(self, request, view):
-        return bool(request.user and request.user.is_authenticated and request.user.has_perm("refunds.add_refundrequest"))
+        return bool(request.user and request.user.is_staff and request.user.has_perm("refunds.add_refundrequest"))
 
 
 class RefundInputSerializer(serializers.Serializer):

@@ -3,6 +3,7 @@
 import logging
 import os
 import re
+import uuid
 
 import pytest
 from django.core.handlers.base import BaseHandler
@@ -19,6 +20,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "services" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_limit_counters(settings):
+    """Every test counts from zero: the payment page's rate limits (payments.throttling) live in the shared Redis."""
+    settings.RATELIMIT_CACHE_PREFIX = f"rl:{uuid.uuid4().hex}:"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from payments.constants import AttemptSource, AttemptStatus
 from payments.emails import customer_email
 from payments.models import PaymentAttempt
 from payments.selectors import active_instrument, payment_link_for
-from payments.services.checkout import PaymentNotPossible, _claim_attempt, checkout_for
+from payments.services.checkout import PaymentNotPossible, checkout_for, start_attempt
 from payments.services.instruments import flag_instrument
 from providers.stripe import gateway
 
@@ -37,8 +37,8 @@ def collect_invoice_off_session(invoice: Invoice) -> str:
         return "no_instrument"
     if instrument.needs_attention:
         return "instrument_needs_attention"
-    attempt, _ = _claim_attempt(invoice, setting=setting, amount=checkout.amount, method_type=instrument.method_type, save=False,
-                                source=AttemptSource.OFF_SESSION)
+    attempt, _ = start_attempt(invoice, setting=setting, amount=checkout.amount, method_type=instrument.method_type, save=False,
+                               source=AttemptSource.OFF_SESSION)
     PaymentAttempt.objects.filter(pk=attempt.pk).update(instrument=instrument)
     metadata = {"invoice_id": invoice.pk, "invoice_number": invoice.number, "account_id": invoice.account_id,
                 "provider_setting_id": setting.pk, "attempt": attempt.number, "off_session": "true"}

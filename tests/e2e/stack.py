@@ -21,10 +21,10 @@ from pathlib import Path
 import psycopg
 import requests
 
+from devtools.production_env import local_production_env
 from tests.reliability.harness import free_port, prepare_database, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
-FIELD_KEY = "c2VjcmV0LWZvci10ZXN0cy1vbmx5LW5vdC1yZWFsLWs="
 DATABASE = "billing_e2e"
 REDIS_DB = 13
 # Test-mode keys: clearly fake, not shaped like real ones (localstripe accepts any sk_ key).
@@ -76,9 +76,9 @@ class E2EStack:
         self.web_url = f"http://127.0.0.1:{self.web_port}"
         redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
         self.env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}", "REDIS_URL": redis_url,
-                    "CELERY_BROKER_URL": redis_url, "CELERY_TASK_ALWAYS_EAGER": "false", "FIELD_ENCRYPTION_KEYS": FIELD_KEY,
+                    "CELERY_BROKER_URL": redis_url, "CELERY_TASK_ALWAYS_EAGER": "false", **local_production_env(),
                     "STRIPE_API_BASE": self.stripe_url, "STRIPE_MAX_NETWORK_RETRIES": "2", "DJANGO_SETTINGS_MODULE": "config.settings",
-                    "DEBUG": "false", "LOG_LEVEL": "INFO", "ALLOWED_HOSTS": "127.0.0.1,localhost",
+                    "LOG_LEVEL": "INFO", "ALLOWED_HOSTS": "127.0.0.1,localhost",
                     "LOCALSTRIPE_SEPA_DELAY": str(SEPA_DELAY_SECONDS), "PYTHONUNBUFFERED": "1",
                     "STRIPE_OFFLINE_DEMO": "true"}  # the demo's offline test payment (payments/services/offline.py)
         self.processes: dict[str, subprocess.Popen] = {}

@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from devtools.production_env import local_production_env
+
 ROOT = Path(__file__).resolve().parents[2]
-FIELD_KEY = "c2VjcmV0LWZvci10ZXN0cy1vbmx5LW5vdC1yZWFsLWs="
 
 
 def free_port() -> int:
@@ -116,8 +117,8 @@ class Stack:
         self.database = database
         self.env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{self.proxy.port}/{database}",
                     "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0", "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-                    "CELERY_TASK_ALWAYS_EAGER": "false", "FIELD_ENCRYPTION_KEYS": FIELD_KEY, "DB_CONN_MAX_AGE": "0",
-                    "LOG_LEVEL": "ERROR", "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false"}
+                    "CELERY_TASK_ALWAYS_EAGER": "false", **local_production_env(), "DB_CONN_MAX_AGE": "0",
+                    "LOG_LEVEL": "ERROR", "DJANGO_SETTINGS_MODULE": "config.settings"}
         self.redis = self.web = None
         self.workers: list[subprocess.Popen] = []
         self.killed: list[subprocess.Popen] = []  # killed on purpose by a scenario: not revived
@@ -549,6 +550,7 @@ def main() -> int:
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.update(local_production_env())  # the same settings and keys as the processes it starts
     django.setup()
     reports = [scenario() for scenario in SCENARIOS]
     print(table(reports))

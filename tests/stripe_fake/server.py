@@ -591,7 +591,7 @@ class FakeStripeServer:
             if len(rest) == 2 and rest[1] == "confirm":
                 return self._pi_confirm(pi, params)
             if len(rest) == 2 and rest[1] == "cancel":
-                if pi["status"] in ("succeeded", "processing"):
+                if pi["status"] in ("succeeded", "processing", "canceled"):  # as Stripe: the test sees the refusal
                     raise StripeFail(400, "invalid_request_error", f"You cannot cancel this PaymentIntent because it has a status of {pi['status']}.",
                                      code="payment_intent_unexpected_state")
                 pi.update(status="canceled", canceled_at=int(time.time()))
