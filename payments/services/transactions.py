@@ -21,7 +21,7 @@ from django.utils import timezone
 from billing import ledger
 from billing.ledger import locks
 from billing.ledger.sql import changed_fields, field_values, lock_row, update_fields, upsert_and_lock
-from billing.money import MoneyError, from_minor_units
+from billing.money import MoneyError, bookable_amount
 from payments.constants import FINAL_TRANSACTION_STATUSES, MethodType, TransactionStatus
 from payments.models import PaymentAttempt, PaymentTransaction
 from providers.selectors import setting_serves_invoice
@@ -90,11 +90,13 @@ class ChargeFacts:
         metadata.update(charge.get("metadata") or {})
         failure = charge.get("failure_message") or charge.get("failure_code") or ""
         amount = charge.get("amount")
+        currency = charge.get("currency")
         return cls(
             charge_id=charge["id"],
             status=charge_status(charge, event_type),
             amount_minor=amount if isinstance(amount, int) and not isinstance(amount, bool) else 0,
-            currency=(charge.get("currency") or "").upper(),
+            # A currency the books do not know stays as Stripe wrote it only in the entry that holds the money.
+            currency=currency.upper()[:3] if isinstance(currency, str) and len(currency) == 3 else "",
             created=stripe_time(charge.get("created")),
             payment_intent_id=object_id(charge.get("payment_intent")) or object_id((payment_intent or {}).get("id")),
             payment_method_id=object_id(charge.get("payment_method")),
@@ -166,9 +168,9 @@ def sync_charge(setting, charge: dict, *, event_created: datetime | None = None,
                   "payment_method_id": facts.payment_method_id or tx.payment_method_id,
                   "method_type": facts.method_type or tx.method_type, "charge_created": facts.created or tx.charge_created,
                   "currency": facts.currency or tx.currency}
-        if facts.amount_minor and facts.currency:
-            try:
-                fields["amount"] = from_minor_units(facts.amount_minor, facts.currency)
+        if facts.amount_minor > 0 and facts.currency:
+            try:  # only an amount the books can take: otherwise the entry holds the money as Stripe reported it
+                fields["amount"] = bookable_amount(facts.amount_minor, facts.currency)
             except MoneyError:
                 pass
         for name, value in fields.items():

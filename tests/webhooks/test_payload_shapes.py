@@ -113,3 +113,16 @@ def test_source_chargeable_of_our_source_is_charged_once(setting, deliver_all, f
     deliver_all([event, make_event("source.chargeable", source)])
     assert fake_stripe.count("POST", "/v1/charges") == 2  # the same idempotency key: Stripe makes one charge
     assert len({o["id"] for o in fake_stripe.objects.values() if o.get("object") == "charge"}) == 1
+
+
+@pytest.mark.parametrize("amount, currency", [(10**12, "EURO"), (-5, "eur"), (0, "eur"), (10**12, "jpy")])
+def test_an_amount_or_currency_no_charge_can_have_is_held_never_an_error(setting, deliver_all, amount, currency):
+    """Found by the bad-input fuzz test: a four-letter currency broke the event's transaction (the charge's row keeps a
+    3-letter code); a negative amount was booked against itself. Both are held as Stripe reported them."""
+    invoice = InvoiceFactory()
+    deliver_all([make_event("charge.succeeded", {**charge_for(invoice), "amount": amount, "currency": currency})])
+    assert WebhookEvent.objects.get().status == EventStatus.PROCESSED
+    if amount > 0 and currency == "jpy":
+        return  # 10^12 JPY is money the books can take (on the EUR invoice: another currency)
+    assert not Balance.objects.exists()
+    assert PaymentEntry.objects.get().kind == PaymentEntryKind.UNUSABLE_AMOUNT
