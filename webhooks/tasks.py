@@ -8,6 +8,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import DatabaseError
 
 from providers.stripe.gateway import StripeRequestRefused
+from receipts.tasks import in_one_task as receipts_in_one_task
 from webhooks import services
 from webhooks.models import EventStatus
 
@@ -60,7 +61,7 @@ def process_webhook_events(self, event_ids: list[int]):
         return 0
     deadline = time.monotonic() + BATCH_BUDGET_SECONDS
     outcomes: dict[int, tuple[str, str]] = {}
-    with services.replayable_commits():
+    with services.replayable_commits(), receipts_in_one_task():
         _process_batch(events, outcomes, deadline)
     return len(outcomes)
 

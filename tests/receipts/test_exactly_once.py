@@ -148,3 +148,29 @@ def test_a_broker_down_never_fails_the_webhook_the_sweep_issues_the_receipt_late
     with django_capture_on_commit_callbacks(execute=True):
         assert tasks.sweep_receipts()["issued"] == 1
     assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db(transaction=True)  # each event commits on its own, as in a worker
+def test_a_batch_of_events_asks_for_its_receipts_in_one_task_and_every_charge_gets_one(setting, fake_stripe):
+    """The batch task publishes the receipts its events asked for once, at its end; each confirmed charge gets its own."""
+    from celery.signals import task_prerun
+
+    started = []
+    task_prerun.connect(lambda task=None, **kwargs: started.append(task.name), weak=False, dispatch_uid="count-receipt-tasks")
+    import json
+
+    from tests.helpers import make_charge, make_event
+    from webhooks.models import WebhookEvent
+    from webhooks.tasks import process_webhook_events
+
+    invoices = [InvoiceFactory(amount=Decimal("100.00")) for _ in range(3)]
+    events = [make_event("charge.succeeded", make_charge(metadata={"invoice_id": str(invoice.pk)})) for invoice in invoices]
+    ids = [WebhookEvent.objects.create(provider_setting=setting, stripe_event_id=event["id"], type=event["type"],
+                                       payload=json.dumps(event)).pk for event in events]  # stored, not yet processed
+    try:
+        process_webhook_events.apply(args=(ids,))
+    finally:
+        task_prerun.disconnect(dispatch_uid="count-receipt-tasks")
+    assert sorted(Receipt.objects.values_list("invoice_id", flat=True)) == sorted(invoice.pk for invoice in invoices)
+    assert started.count("receipts.tasks.issue_receipts") == 1
+    assert "receipts.tasks.issue_payment_receipt" not in started
