@@ -234,7 +234,7 @@ def claim_events(event_ids) -> list[WebhookEvent]:
     on one event are harmless, and each commit costs a WAL flush."""
     from providers.selectors import setting_by_id
 
-    events = list(WebhookEvent.objects.filter(id__in=sorted(set(event_ids))).exclude(status__in=DONE).only(*CLAIM_FIELDS).order_by("id"))
+    events = [event for event in sql.select_by_ids(WebhookEvent, event_ids, names=CLAIM_FIELDS) if event.status not in DONE]
     for event in events:
         event.provider_setting = setting_by_id(event.provider_setting_id)  # cached per process (saves a join per event)
     return events
@@ -258,7 +258,7 @@ def finish_events(outcomes: dict[int, tuple[str, str]]) -> None:
         by_outcome.setdefault((status, error[:4000]), []).append(event_id)
     now = timezone.now()
     for (status, error), ids in by_outcome.items():
-        WebhookEvent.objects.filter(id__in=ids).update(status=status, last_error=error, processed_at=now, attempts=F("attempts") + 1)
+        sql.update_by_ids(WebhookEvent, ids, values={"status": status, "last_error": error, "processed_at": now}, increment="attempts")
 
 
 def record_event_error(event_id: int, error: str) -> None:

@@ -156,6 +156,7 @@ def changed_fields(instance, snapshot: dict) -> list[str]:
     return [name for name, value in field_values(instance).items() if snapshot[name] != value]
 
 
+@cache
 def _insert_fields(model) -> list:
     return [field for field in model._meta.concrete_fields if not field.primary_key]
 
@@ -205,14 +206,24 @@ def update_fields(instance, names) -> None:
     What Model.save(update_fields=...) writes, without compiling a query per call. No signals are sent (the books
     use none)."""
     model = type(instance)
-    fields = [model._meta.get_field(name) for name in names]
-    if not fields:
+    names = tuple(names)
+    if not names:
         return
+    fields = _named_fields(model, names)
     values = [field.get_db_prep_save(field.pre_save(instance, add=False), connection) for field in fields]
-    assignments = ", ".join(f"{_quote(field.column)} = %s" for field in fields)
     with prepared_cursor() as cursor:
-        cursor.execute(f"UPDATE {_table(model)} SET {assignments} WHERE {_quote(model._meta.pk.column)} = %s",  # noqa: S608
-                       [*values, model._meta.pk.get_db_prep_value(instance.pk, connection)])
+        cursor.execute(_update_sql(model, names, connection.vendor), [*values, model._meta.pk.get_db_prep_value(instance.pk, connection)])
+
+
+@cache
+def _named_fields(model, names: tuple[str, ...]) -> list:
+    return [model._meta.get_field(name) for name in names]
+
+
+@cache
+def _update_sql(model, names: tuple[str, ...], vendor: str) -> str:
+    assignments = ", ".join(f"{_quote(field.column)} = %s" for field in _named_fields(model, names))
+    return f"UPDATE {_table(model)} SET {assignments} WHERE {_quote(model._meta.pk.column)} = %s"  # noqa: S608 - model names
 
 
 @twin_of(update_fields)
@@ -277,6 +288,56 @@ def read_row(model, *, key: str, value):
 @twin_of(read_row)
 def read_row_orm(model, *, key: str, value):
     return model.objects.filter(**{key: value}).first()
+
+
+def select_by_ids(model, ids, *, names: tuple[str, ...]) -> list:
+    """The rows with these ids (the named fields only, the others deferred), in id order: one statement."""
+    rows = []
+    with prepared_cursor() as cursor:
+        for condition, params in id_batches(sorted(set(ids))):
+            cursor.execute(_select_sql(model, names, connection.vendor) + condition + " ORDER BY id", params)
+            rows += [from_row(model, row, names) for row in cursor.fetchall()]
+    return rows
+
+
+@cache
+def _select_sql(model, names: tuple[str, ...], vendor: str) -> str:
+    return f"SELECT {columns(model, names=names)} FROM {_table(model)} WHERE {_quote(model._meta.pk.column)} "  # noqa: S608
+
+
+@twin_of(select_by_ids)
+def select_by_ids_orm(model, ids, *, names: tuple[str, ...]) -> list:
+    return list(model.objects.filter(pk__in=list(ids)).only(*names).order_by("pk"))
+
+
+def update_by_ids(model, ids, *, values: dict, increment: str = "") -> int:
+    """Set `values` (field name -> value) on the rows with these ids, adding 1 to the field `increment`: one statement."""
+    names = tuple(values)
+    fields = _named_fields(model, names)
+    params = [field.get_db_prep_save(values[field.name], connection) for field in fields]
+    count = 0
+    with prepared_cursor() as cursor:
+        for condition, batch in id_batches(sorted(set(ids))):
+            cursor.execute(_update_by_ids_sql(model, names, increment, connection.vendor) + condition, [*params, *batch])
+            count += cursor.rowcount
+    return count
+
+
+@cache
+def _update_by_ids_sql(model, names: tuple[str, ...], increment: str, vendor: str) -> str:
+    assignments = [f"{_quote(field.column)} = %s" for field in _named_fields(model, names)]
+    if increment:
+        column = _quote(model._meta.get_field(increment).column)
+        assignments.append(f"{column} = {column} + 1")
+    return f"UPDATE {_table(model)} SET {', '.join(assignments)} WHERE {_quote(model._meta.pk.column)} "  # noqa: S608
+
+
+@twin_of(update_by_ids)
+def update_by_ids_orm(model, ids, *, values: dict, increment: str = "") -> int:
+    from django.db.models import F
+
+    changes = {**values, **({increment: F(increment) + 1} if increment else {})}
+    return model.objects.filter(pk__in=list(ids)).update(**changes)
 
 
 # --- Statements on the books ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from billing.models import Balance, Invoice, PaymentEntry
 from payments.models import PaymentTransaction
 from refunds.models import RefundRequest
 from tests.factories import BalanceFactory, InvoiceFactory, PaymentEntryFactory, ProviderSettingFactory
+from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
 VOLATILE = {"id", "created_at", "updated_at", "booked_at"}
@@ -33,11 +34,11 @@ def state() -> dict:
     def rows(model):
         names = [f.attname for f in model._meta.concrete_fields if f.name not in VOLATILE]
         return sorted(tuple(str(getattr(obj, name)) for name in names) for obj in model.objects.all())
-    return {model.__name__: rows(model) for model in (Invoice, Balance, PaymentEntry, PaymentTransaction, RefundRequest)}
+    return {model.__name__: rows(model) for model in (Invoice, Balance, PaymentEntry, PaymentTransaction, RefundRequest, WebhookEvent)}
 
 
 def comparable(value):
-    if isinstance(value, Invoice | Balance | PaymentEntry | PaymentTransaction | RefundRequest):
+    if isinstance(value, Invoice | Balance | PaymentEntry | PaymentTransaction | RefundRequest | WebhookEvent):
         return type(value).__name__, {k: str(v) for k, v in sql.field_values(value).items() if k not in VOLATILE}
     if isinstance(value, tuple | list):
         return type(value).__name__, [comparable(item) for item in value]
@@ -89,7 +90,9 @@ def books():
     RefundRequest.objects.create(balance=rows["linked"], provider_setting=setting, charge_id="ch_twin", amount=Decimal("1.00"),
                                  currency="EUR", idempotency_key="twin-1", stripe_refund_id="re_twin", status="failed")
     tx = PaymentTransaction.objects.get(charge_id="ch_twin")  # made by the factories, holding what the books hold
-    return {"setting": setting, "invoice": invoice, "second": second, "tx": tx, "rows": rows, "now": now}
+    events = [WebhookEvent.objects.create(provider_setting=setting, stripe_event_id=f"evt_twin{i}", type="charge.succeeded", payload="{}",
+                                          status=status) for i, status in enumerate(["received", "processed", "failed"])]
+    return {"events": events, "setting": setting, "invoice": invoice, "second": second, "tx": tx, "rows": rows, "now": now}
 
 
 def new_balance(books):
@@ -126,6 +129,10 @@ CASES = {
     "delete_balances": lambda b: lambda f: f([b["rows"]["linked"].pk, b["rows"]["same_day_a"].pk, b["rows"]["on_second"].pk],
                                              then_sum_invoices=[b["invoice"].pk, b["second"].pk]),
     "void_open_money_entries": lambda b: lambda f: f(charge_id="ch_twin", reason="Payment failed: test", now=b["now"]),
+    "select_by_ids": lambda b: lambda f: f(WebhookEvent, [e.pk for e in b["events"]] + [10**9],
+                                           names=("id", "provider_setting_id", "type", "status", "stripe_created", "payload")),
+    "update_by_ids": lambda b: lambda f: f(WebhookEvent, [e.pk for e in b["events"][:2]],
+                                           values={"status": "processed", "last_error": "", "processed_at": b["now"]}, increment="attempts"),
 }
 
 
@@ -140,7 +147,7 @@ def test_the_statement_reads_and_writes_what_its_orm_twin_does(books, name):
     call = CASES[name](books)
     ours, theirs = run(statement, call), run(orm, call)
     assert ours == theirs
-    assert ours[1] != state() or name in {"open_amount", "lock_row", "read_row", "lock_invoice_with_open_amount",
+    assert ours[1] != state() or name in {"open_amount", "lock_row", "read_row", "lock_invoice_with_open_amount", "select_by_ids",
                                           "lock_available_payment_balances", "lock_unlocked_payments_of_charge"}  # writes wrote
 
 
