@@ -63,7 +63,8 @@ def start_celery_worker(env: dict, *, concurrency: int = 1, name: str = "bench")
     log = open(ROOT / "bench" / "results" / f"worker-{name}.log", "w")  # noqa: SIM115 - lives as long as the worker
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=WARNING", f"--concurrency={concurrency}",
-         f"--pool={os.environ.get('BENCH_POOL', 'prefork')}", "--without-gossip", "--without-mingle", "-n", f"{name}-{os.getpid()}@%h"],
+         *([f"--pool={os.environ['BENCH_POOL']}"] if os.environ.get("BENCH_POOL") else []),
+         "--without-gossip", "--without-mingle", "-n", f"{name}-{os.getpid()}@%h"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
 

@@ -1,8 +1,8 @@
 """Event processing: N events already in the inbox, drained by one real Celery worker process on Redis.
 
 Reports events/s per worker process and checks the end state against the expected balances.
-BENCH_POOL=threads BENCH_CONCURRENCY=4 reproduces the threads-pool comparison in README "Performance"
-(the default is what production runs: prefork, one child).
+The worker runs as production configures it (config/settings.py: a pool of 4 threads in one process);
+BENCH_POOL=prefork BENCH_CONCURRENCY=1 measures one prefork child instead (the comparison in README "Performance").
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ def drain_once(env: dict, payments: int) -> dict:
         store_event(setting, event)  # enqueued at once; no worker runs yet
     connection.close()
 
-    worker = start_celery_worker(env, concurrency=int(os.environ.get("BENCH_CONCURRENCY", "1")), name="bench-processing")
+    # One worker process, as configured for production (a pool of threads: config/settings.py CELERY_WORKER_POOL).
+    worker = start_celery_worker(env, concurrency=int(os.environ.get("BENCH_CONCURRENCY", "4")), name="bench-processing")
     started = time.perf_counter()
     deadline = started + 600
     try:
@@ -168,7 +169,8 @@ def check(result: dict) -> list[str]:
 def table(result: dict) -> str:
     ratio = result["events_per_second_per_worker"] / SCALE_REFERENCE
     return "\n".join([
-        "Event processing (1 Celery worker process, prefork concurrency 1, Redis broker, PostgreSQL, tasks of up to "
+        f"Event processing (1 Celery worker process, pool {os.environ.get('BENCH_POOL') or 'as configured (threads)'}, concurrency "
+        f"{os.environ.get('BENCH_CONCURRENCY', '4')}, Redis broker, PostgreSQL, tasks of up to "
         f"{result.get('batch_size', 1)} events)",
         f"events {result['events']} in {len(result.get('rounds', [1]))} rounds, processed {result['processed']}, failed {result['failed']}, "
         f"in {result['seconds']} s",

@@ -107,6 +107,10 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = int(os.environ.get("DB_CONNECT_TIMEOUT", "3"))
+    # No statement waits forever (a lock held by a stuck session, a runaway query): the Celery worker's thread pool
+    # cannot kill a task at its time limit, so the database does (the task then retries with backoff).
+    DATABASES["default"]["OPTIONS"]["options"] = (f"-c statement_timeout={int(os.environ.get('DB_STATEMENT_TIMEOUT_MS', '30000'))} "
+                                                  f"-c lock_timeout={int(os.environ.get('DB_LOCK_TIMEOUT_MS', '10000'))}")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The demo's SQLite: threaded runserver and webhooks arriving together. IMMEDIATE transactions take the write
     # lock at BEGIN and wait for it (timeout) instead of failing with "database is locked" when upgrading; WAL
@@ -252,6 +256,12 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = int(os.environ.get("CELERY_WORKER_PREFETCH_MULTIPLIER", "1"))
+# Event processing waits on PostgreSQL half of its time: threads in one worker process overlap those waits (measured:
+# 1.4-1.9x the events/s of one prefork process, bench/processing.py). Task time limits are not enforced by a thread pool;
+# the batch task's own 30 s budget, the database's statement and lock timeouts (above) and Stripe's request timeout
+# bound a task instead. The documents worker (CPU-bound PDFs) runs prefork (docker-compose.yml).
+CELERY_WORKER_POOL = os.environ.get("CELERY_WORKER_POOL", "threads")
+CELERY_WORKER_CONCURRENCY = int(os.environ.get("CELERY_WORKER_CONCURRENCY", "4"))
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
