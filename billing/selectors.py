@@ -14,6 +14,13 @@ def open_amount(invoice: Invoice) -> Decimal:
     return sql.open_amount(invoice)
 
 
+def invoice_with_open_amount(invoice_id: int) -> tuple[Invoice, Decimal] | None:
+    """An invoice with its account, business entity and open amount (one statement), or None."""
+    if not 0 < invoice_id < 2**63:
+        return None
+    return sql.invoice_with_open_amount(invoice_id)
+
+
 def payment_balances_of_charge(*, provider_setting, transaction_number: str) -> QuerySet[Balance]:
     """All payment balances booked for one Stripe charge (splits included), oldest first."""
     return Balance.objects.filter(

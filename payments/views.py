@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.models import BusinessEntity, Invoice
+from billing.selectors import invoice_with_open_amount
 from payments.formatting import format_money
 from payments.services import checkout as checkout_service
 from payments.services import offline
@@ -108,10 +109,12 @@ def link_error_page(request, title: str, exc: TokenError, *, entity=None):
 
 
 def invoice_from_token(token: str, purpose: str = PAY) -> Invoice:
+    """The token's invoice with its account, business entity and (as `known_open_amount`) its open amount."""
     invoice_id = read_token(token, purpose=purpose)
-    invoice = Invoice.objects.select_related("account", "business_entity").filter(pk=invoice_id).first()
-    if invoice is None:
+    found = invoice_with_open_amount(int(invoice_id)) if str(invoice_id).isdigit() else None
+    if found is None:
         raise TokenError(_("This invoice no longer exists."))
+    invoice, invoice.known_open_amount = found
     return invoice
 
 

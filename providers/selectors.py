@@ -4,8 +4,6 @@ import re
 import time
 from dataclasses import dataclass
 
-from django.db.models import Q
-
 from billing.constants import PROVIDER_STRIPE
 from billing.models import Invoice
 from providers.models import ProviderSetting
@@ -20,20 +18,14 @@ class PaymentReferenceError(Exception):
 
 
 def setting_for_invoice(invoice: Invoice, *, provider: str = PROVIDER_STRIPE) -> ProviderSetting:
-    """The active setting linked to the invoice's entity, else the active default, else an error."""
-    entity_id = invoice.business_entity_id
-    candidates = ProviderSetting.objects.filter(provider=provider, active=True).filter(
-        Q(business_entities__id=entity_id) | Q(business_entities__isnull=True)
-    ).distinct().prefetch_related("business_entities")
-    own = default = None
-    for setting in candidates:
-        if any(entity.id == entity_id for entity in setting.business_entities.all()):
-            own = setting
-        elif not setting.business_entities.all():
-            default = setting
-    if own or default:
-        return own or default
-    raise NoProviderSetting(f"There is no Stripe setting for business entity “{invoice.business_entity}”.")
+    """The active setting linked to the invoice's entity, else the active default, else an error. Read from the short
+    per-process cache of which settings serve which entities (the payment page asks on every view)."""
+    serving = _serving_map()
+    setting_id = serving.active_own_id.get(invoice.business_entity_id, serving.active_default_id)
+    setting = setting_by_id(setting_id) if setting_id else None
+    if setting is None or not setting.active or setting.provider != provider:
+        raise NoProviderSetting(f"There is no Stripe setting for business entity “{invoice.business_entity}”.")
+    return setting
 
 
 # The webhook hot path looks its setting up on every request; a short per-process cache saves a
@@ -79,6 +71,8 @@ class ServingMap:
     own_entities: dict[int, frozenset[int]]  # setting id -> the entities it is linked to (empty: a default setting)
     active_own: dict[int, str]  # entity id -> mode of its active own setting
     active_default_mode: str | None  # mode of the active default setting, if any
+    active_own_id: dict[int, int]  # entity id -> its active own setting
+    active_default_id: int | None  # the active default setting
 
 
 def _serving_map() -> ServingMap:
@@ -89,14 +83,14 @@ def _serving_map() -> ServingMap:
     own: dict[int, set[int]] = {}
     for setting_id, entity_id in ProviderSetting.business_entities.through.objects.values_list("providersetting_id", "businessentity_id"):
         own.setdefault(setting_id, set()).add(entity_id)
-    active_own, default_mode = {}, None
-    for setting in ProviderSetting.objects.filter(provider=PROVIDER_STRIPE, active=True).only("id", "publishable_key"):
+    active_own, default_mode, active_own_id, default_id = {}, None, {}, None
+    for setting in ProviderSetting.objects.filter(provider=PROVIDER_STRIPE, active=True).only("id", "publishable_key").order_by("id"):
         if setting.pk in own:
             for entity_id in own[setting.pk]:
-                active_own[entity_id] = setting.mode
+                active_own[entity_id], active_own_id[entity_id] = setting.mode, setting.pk
         else:
-            default_mode = setting.mode
-    serving = ServingMap({key: frozenset(value) for key, value in own.items()}, active_own, default_mode)
+            default_mode, default_id = setting.mode, setting.pk
+    serving = ServingMap({key: frozenset(value) for key, value in own.items()}, active_own, default_mode, active_own_id, default_id)
     _serving["map"] = (now, serving)
     return serving
 

@@ -28,6 +28,16 @@ def _own_rate_limit_counters(settings):
     settings.RATELIMIT_CACHE_PREFIX = f"rl:{uuid.uuid4().hex}:"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_setting_caches():
+    """The per-process caches of provider settings (providers.selectors) are cleared by signals when a setting changes;
+    a test's rows vanish by rollback, without signals, so every test starts with empty caches."""
+    from providers.selectors import forget_cached_settings
+
+    forget_cached_settings()
+    yield
+
+
 @pytest.fixture
 def celery_conf():
     """Temporarily change the Celery app's configuration (it caches values read from Django settings)."""

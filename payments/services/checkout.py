@@ -109,7 +109,8 @@ def checkout_for(invoice: Invoice) -> Checkout:
         raise PaymentNotPossible(f"Invoice {invoice.number} is not issued yet.")
     if invoice.status == InvoiceStatus.CANCELLED:
         raise PaymentNotPossible(f"Invoice {invoice.number} was cancelled: there is nothing to pay.")
-    amount = open_amount(invoice)
+    known = getattr(invoice, "known_open_amount", None)  # read with the invoice by the page (one statement)
+    amount = open_amount(invoice) if known is None else known
     if invoice.status == InvoiceStatus.PAID or amount <= 0:
         raise PaymentNotPossible(f"Invoice {invoice.number} is already paid. Thank you!")
     try:
