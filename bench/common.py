@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 from devtools.production_env import local_production_env
@@ -104,3 +105,25 @@ def percentile(sorted_values: list[float], pct: float) -> float:
         return 0.0
     index = min(len(sorted_values) - 1, max(0, round(pct / 100 * (len(sorted_values) - 1))))
     return sorted_values[index]
+
+
+def mix_events(invoice_ids: list[int]) -> list[dict]:
+    """The processing benchmark's mix (card, SEPA ok, SEPA failed, card + Dashboard refund), in sending order."""
+    from tests.helpers import make_charge, make_event
+
+    events = []
+    for index, invoice_id in enumerate(invoice_ids):
+        charge = make_charge(metadata={"invoice_id": str(invoice_id)}, status="succeeded", created=1_700_000_000 + index)
+        kind = index % 4
+        if kind == 0:
+            events.append(make_event("charge.succeeded", charge))
+        elif kind in (1, 2):
+            events += [make_event("charge.pending", {**charge, "status": "pending"}),
+                       make_event("charge.failed" if kind == 2 else "charge.succeeded", {**charge, "status": "failed" if kind == 2 else "succeeded"})]
+        else:
+            refund = {"id": f"re_mix{uuid.uuid4().hex[:16]}", "object": "refund", "amount": 2500, "currency": "eur", "charge": charge["id"],
+                      "status": "succeeded", "created": 1_700_000_500 + index, "metadata": {}}
+            events += [make_event("charge.succeeded", charge),
+                       make_event("charge.refunded", {**charge, "refunds": {"object": "list", "data": [refund], "has_more": False}},
+                                  api_version="2019-02-19")]
+    return events

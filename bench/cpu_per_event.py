@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from bench.common import bench_env, prepare_database
+from bench.common import bench_env, mix_events, prepare_database
 
 
 def backend_cpu_seconds(pid: int) -> float:
@@ -24,31 +24,12 @@ def backend_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def events_of_the_mix(setting, payments: int) -> list[dict]:
+def events_of_the_mix(payments: int) -> list[dict]:
     from decimal import Decimal
 
     from tests.factories import InvoiceFactory
-    from tests.helpers import make_charge, make_event
 
-    events = []
-    for index in range(payments):
-        invoice = InvoiceFactory(amount=Decimal("100.00"))
-        kind = ("card", "sepa_ok", "sepa_fail", "refund")[index % 4]
-        charge = make_charge(metadata={"invoice_id": str(invoice.pk)}, status="succeeded", created=1_700_000_000 + index)
-        if kind == "card":
-            events.append(make_event("charge.succeeded", charge))
-        elif kind == "sepa_ok":
-            events += [make_event("charge.pending", {**charge, "status": "pending"}), make_event("charge.succeeded", charge)]
-        elif kind == "sepa_fail":
-            events += [make_event("charge.pending", {**charge, "status": "pending"}),
-                       make_event("charge.failed", {**charge, "status": "failed"})]
-        else:
-            refund = {"id": f"re_cpu{time.time_ns()}", "object": "refund", "amount": 2500, "currency": "eur", "charge": charge["id"],
-                      "status": "succeeded", "created": 1_700_000_500 + index, "metadata": {}}
-            events += [make_event("charge.succeeded", charge),
-                       make_event("charge.refunded", {**charge, "refunds": {"object": "list", "data": [refund], "has_more": False}},
-                                  api_version="2019-02-19")]
-    return events
+    return mix_events([InvoiceFactory(amount=Decimal("100.00")).pk for _ in range(payments)])
 
 
 def one_round(payments: int) -> dict:
@@ -58,7 +39,7 @@ def one_round(payments: int) -> dict:
     from webhooks import services
 
     setting = ProviderSettingFactory(name=f"cpu-{time.time_ns()}")
-    ids = [services.store_event(setting, event)[0] for event in events_of_the_mix(setting, payments)]
+    ids = [services.store_event(setting, event)[0] for event in events_of_the_mix(payments)]
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]

@@ -17,7 +17,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from bench.common import ROOT, flush_broker, percentile, start_celery_worker, start_gunicorn, stop_process, wait_http
+from bench.common import ROOT, flush_broker, mix_events, percentile, start_celery_worker, start_gunicorn, stop_process, wait_http
 
 SWEEP = (0.5, 0.7, 0.9, 1.0, 1.1)
 
@@ -35,28 +35,6 @@ def _invoices(count: int) -> list[int]:
         Invoice(number=f"TTB-{tag}-{i}", account=accounts[i % len(accounts)], business_entity=entity, amount=Decimal("100.00"),
                 currency="EUR", payment_reference=f"Invoice TTB {i}", status="open") for i in range(count)])
     return [invoice.pk for invoice in invoices]
-
-
-def _events(invoice_ids: list[int]) -> list[dict]:
-    """The processing benchmark's mix (card, SEPA ok, SEPA failed, card + Dashboard refund), in sending order."""
-    from tests.helpers import make_charge, make_event
-
-    events = []
-    for index, invoice_id in enumerate(invoice_ids):
-        charge = make_charge(metadata={"invoice_id": str(invoice_id)}, status="succeeded", created=1_700_000_000 + index)
-        kind = index % 4
-        if kind == 0:
-            events.append(make_event("charge.succeeded", charge))
-        elif kind in (1, 2):
-            events += [make_event("charge.pending", {**charge, "status": "pending"}),
-                       make_event("charge.failed" if kind == 2 else "charge.succeeded", {**charge, "status": "failed" if kind == 2 else "succeeded"})]
-        else:
-            refund = {"id": f"re_ttb{uuid.uuid4().hex[:16]}", "object": "refund", "amount": 2500, "currency": "eur", "charge": charge["id"],
-                      "status": "succeeded", "created": 1_700_000_500 + index, "metadata": {}}
-            events += [make_event("charge.succeeded", charge),
-                       make_event("charge.refunded", {**charge, "refunds": {"object": "list", "data": [refund], "has_more": False}},
-                                  api_version="2019-02-19")]
-    return events
 
 
 def _send(url: str, events: list[dict], rate: float, seconds: float) -> dict:
@@ -98,7 +76,7 @@ def _latencies_ms(rows) -> list[float]:
 def _paced_run(url: str, rate: float, seconds: float) -> dict:
     count = int(rate * seconds) + 1
     payments = count // 2 + 1  # about two events per payment in the mix
-    events = _events(_invoices(payments))[:count]
+    events = mix_events(_invoices(payments))[:count]
     sent = _send(url, events, rate, seconds)
     latencies = _latencies_ms(_drained(list({event["id"] for event in events})))
     return {"rate": round(rate, 1), "seconds": seconds, "sent": sent["sent"], "errors": sent["errors"],
@@ -108,7 +86,7 @@ def _paced_run(url: str, rate: float, seconds: float) -> dict:
 
 def _capacity(url: str, events: int) -> float:
     """Events/s one worker process drains: a burst sent faster than it can drain, timed from first stored to last done."""
-    burst = _events(_invoices(events // 2 + 1))[:events]
+    burst = mix_events(_invoices(events // 2 + 1))[:events]
     _send(url, burst, rate=2000, seconds=events / 2000 + 5)
     rows = _drained(list({event["id"] for event in burst}))
     first, last = min(received for received, _ in rows), max(processed for _, processed in rows)
