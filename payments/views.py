@@ -11,16 +11,19 @@ from functools import lru_cache, wraps
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.models import BusinessEntity, Invoice
+from billing.money import to_minor_units
 from billing.selectors import invoice_with_open_amount
 from payments.formatting import format_money
+from payments.rendered_pages import page_html
 from payments.services import checkout as checkout_service
 from payments.services import offline
 from payments.services.instruments import get_or_create_stripe_customer
@@ -130,24 +133,34 @@ def pay(request, token):
         checkout = checkout_service.checkout_for(invoice)
     except checkout_service.PaymentNotPossible as exc:
         return message_page(request, _("Invoice %(number)s") % {"number": invoice.number}, str(exc), invoice=invoice)
-    from billing.money import to_minor_units
+    language = get_language() or "en"
+    entity = invoice.business_entity
+    offline_enabled = offline.offline_demo_enabled(checkout.setting)
+    # Every value the template reads (rendered_pages: a page is reused only while all of them are the same).
+    facts = (language, token, request.scheme, request.get_host(), invoice.pk, invoice.number, checkout.amount,
+             checkout.currency, entity.public_name, entity.logo_url, entity.support_email, checkout.setting.pk,
+             checkout.setting.publishable_key, tuple(checkout.method_types), checkout.future_payments, offline_enabled,
+             settings.STRIPE_JS_URL)
 
-    config = {
-        "publishableKey": checkout.setting.publishable_key,
-        "amount": to_minor_units(checkout.amount, checkout.currency),
-        "currency": checkout.currency.lower(),
-        "paymentMethodTypes": checkout.method_types,
-        "futurePayments": checkout.future_payments,
-        "intentUrl": reverse("payments:create-intent", args=[token]),
-        "returnUrl": request.build_absolute_uri(reverse("payments:return", args=[token])),
-        "locale": get_language() or "en",
-    }
-    offline_methods = offline.test_methods_for(checkout.method_types) if offline.offline_demo_enabled(checkout.setting) else []
-    context = {"invoice": invoice, "entity": invoice.business_entity, "checkout": checkout, "config": config,
-               "offline_methods": offline_methods, "token": token,
-               "amount_display": format_money(checkout.amount, checkout.currency, get_language() or "en"),
-               "stripe_js_url": settings.STRIPE_JS_URL, "future": checkout.future_payments}
-    return render(request, "payments/pay.html", context)
+    def render_page(csrf_slot: str) -> str:
+        config = {
+            "publishableKey": checkout.setting.publishable_key,
+            "amount": to_minor_units(checkout.amount, checkout.currency),
+            "currency": checkout.currency.lower(),
+            "paymentMethodTypes": checkout.method_types,
+            "futurePayments": checkout.future_payments,
+            "intentUrl": reverse("payments:create-intent", args=[token]),
+            "returnUrl": request.build_absolute_uri(reverse("payments:return", args=[token])),
+            "locale": language,
+        }
+        offline_methods = offline.test_methods_for(checkout.method_types) if offline_enabled else []
+        context = {"invoice": invoice, "entity": entity, "checkout": checkout, "config": config,
+                   "offline_methods": offline_methods, "token": token, "csrf_token": csrf_slot,
+                   "amount_display": format_money(checkout.amount, checkout.currency, language),
+                   "stripe_js_url": settings.STRIPE_JS_URL, "future": checkout.future_payments}
+        return render_to_string("payments/pay.html", context)
+
+    return HttpResponse(page_html(request, facts, render_page))
 
 
 @content_security_policy

@@ -32,9 +32,11 @@ def _own_rate_limit_counters(settings):
 def _fresh_setting_caches():
     """The per-process caches of provider settings (providers.selectors) are cleared by signals when a setting changes;
     a test's rows vanish by rollback, without signals, so every test starts with empty caches."""
+    from payments.rendered_pages import forget_rendered_pages
     from providers.selectors import forget_cached_settings
 
     forget_cached_settings()
+    forget_rendered_pages()
     yield
 
 
