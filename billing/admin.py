@@ -141,7 +141,7 @@ class BalanceAdmin(WrittenByTheLedger, admin.ModelAdmin):
     change_form_template = "admin/billing/balance/change_form.html"
     list_display = ("id", "date", "account", "type", "amount", "currency", "status", "invoice", "transaction_number", "locked",
                     "lock_reason")
-    list_filter = ("type", "locked", "status", "currency", "is_overrefund")
+    list_filter = ("type", "locked", "status", "currency", "is_overrefund", "account__business_entity")
     search_fields = ("transaction_number", "stripe_refund_id", "account__name", "invoice__number")
     list_select_related = ("account", "invoice")
 
