@@ -143,7 +143,7 @@ def outstanding_by_age(scope: Scope, today: date | None = None) -> list[dict]:
     invoice_sums = Invoice.objects.filter(open_invoices).aggregate(
         **{f"amount_{i}": Sum("amount", filter=due) for i, (_, due, _, _) in enumerate(buckets)},
         **{f"count_{i}": Count("id", filter=due) for i, (_, due, _, _) in enumerate(buckets)})
-    balance_sums = Balance.objects.filter(invoice__in=Invoice.objects.filter(open_invoices)).aggregate(
+    balance_sums = Balance.objects.filter(_prefixed(open_invoices)).aggregate(
         **{f"paid_{i}": Sum("amount", filter=_prefixed(due)) for i, (_, due, _, _) in enumerate(buckets)})
     result = []
     for i, (label, _, oldest, newest) in enumerate(buckets):
