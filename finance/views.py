@@ -40,7 +40,6 @@ def dashboard_view(request):
         if not request.GET:
             form = DashboardForm({})
             form.is_valid()
-            context["form"] = form
         data = form.cleaned_data
         entity = data["entity"]
         if entity is None:
@@ -49,6 +48,8 @@ def dashboard_view(request):
             currencies = selectors.currencies_of(entity)
             currency = data["currency"] or currencies[0]
             scope = selectors.scope(entity, currency, data["start"], data["end"])
+            # The selectors show what is shown, defaults filled in.
+            context["form"] = DashboardForm({"entity": entity.pk, "currency": currency, "start": scope.start, "end": scope.end})
             figures = selectors.dashboard(scope)
             context.update(scope=scope, figures=figures, currencies=sorted(set(currencies) | {currency}),
                            chart_data=_chart_data(figures, currency))
