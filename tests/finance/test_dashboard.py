@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from finance import selectors
+from payments.models import Payout
 from refunds.services import refund_payment_balance
 from tests.factories import InvoiceFactory, PaymentTransactionFactory
 from webhooks.models import WebhookEvent
@@ -27,6 +28,8 @@ def scenario(stripe_charge, payment_balances, setting):
     overdue = InvoiceFactory(account=balance.account, amount=Decimal("50.00"), due_date=timezone.localdate() - timedelta(days=45))
     PaymentTransactionFactory(provider_setting=setting, status="failed", method_type="card", amount=Decimal("10.00"),
                               last_error="Your card was declined.", invoice=overdue)
+    Payout.objects.create(provider_setting=setting, stripe_payout_id="po_dash1", amount=Decimal("95.00"), currency="EUR",
+                          arrival_date=timezone.localdate(), status="reconciled", reconciled_at=timezone.now())
     return {"entity": entity, "overdue": overdue}
 
 
@@ -60,6 +63,9 @@ def test_the_figures_are_the_books_and_link_to_the_rows_behind_them(finance_clie
     assert (failure["method"], failure["reason"], failure["count"], failure["amount"]) == ("card", "Your card was declined.", 1,
                                                                                             Decimal("10.00"))
     assert _count_behind(finance_client, failure["link"]) == 1
+    (payouts,) = figures["payouts"]
+    assert (payouts["status"], payouts["count"], payouts["amount"]) == ("Reconciled", 1, Decimal("95.00"))
+    assert _count_behind(finance_client, payouts["link"]) == 1
     assert figures["refunds"]["count"] == 0 and _count_behind(finance_client, figures["refunds"]["link"]) == 0
     for link in figures["inbox"]["links"].values():
         _count_behind(finance_client, link)
