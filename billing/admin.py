@@ -12,6 +12,7 @@ from django.urls import path, reverse
 
 from billing import ledger
 from billing.constants import BalanceType, PaymentEntryStatus
+from billing.exports import Column, ExportMixin, amount_column
 from billing.models import Account, Balance, BusinessEntity, Invoice, PaymentEntry
 from billing.money import format_amount
 from billing.selectors import open_amount
@@ -57,13 +58,17 @@ class BalanceInline(admin.TabularInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(ExportMixin, admin.ModelAdmin):
     list_display = ("number", "kind", "account", "amount_display", "open_amount_display", "status", "due_date")
     list_filter = ("status", "kind", "currency", "business_entity")
     search_fields = ("number", "account__name", "payment_reference")
     readonly_fields = ("status", "finalized_at", "cancelled_at", "open_amount_display")
     inlines = [BalanceInline]
     actions = ["finalize_action", "cancel_action"]
+    export_columns = [Column("number", "number"), Column("kind", "kind"), Column("account", "account__name"),
+                      Column("business entity", "business_entity__name"), amount_column(), Column("currency", "currency"),
+                      Column("status", "status"), Column("due date", "due_date"), Column("payment reference", "payment_reference"),
+                      Column("finalized at", "finalized_at"), Column("created at", "created_at")]
 
     def get_inlines(self, request, obj):
         return [*self.inlines, *INVOICE_PAGE_INLINES] if obj else self.inlines
@@ -134,16 +139,22 @@ class WrittenByTheLedger:
 
 
 @admin.register(Balance)
-class BalanceAdmin(WrittenByTheLedger, admin.ModelAdmin):
+class BalanceAdmin(ExportMixin, WrittenByTheLedger, admin.ModelAdmin):
     """Read-only: balances are written by the ledger. Assigning, re-linking and unassigning go through its
     assignment service (same account and currency, never over-assigning, the invoice's status recomputed)."""
 
     change_form_template = "admin/billing/balance/change_form.html"
     list_display = ("id", "date", "account", "type", "amount", "currency", "status", "invoice", "transaction_number", "locked",
                     "lock_reason")
-    list_filter = ("type", "locked", "status", "currency", "is_overrefund")
+    list_filter = ("type", "locked", "status", "currency", "is_overrefund", "account__business_entity")
     search_fields = ("transaction_number", "stripe_refund_id", "account__name", "invoice__number")
     list_select_related = ("account", "invoice")
+    export_columns = [Column("id", "id"), Column("date", "date"), Column("account", "account__name"),
+                      Column("business entity", "account__business_entity__name"), Column("type", "type"), amount_column(),
+                      Column("currency", "currency"), Column("status", "status"), Column("invoice", "invoice__number"),
+                      Column("transaction", "transaction_number"), Column("locked", "locked"), Column("lock reason", "lock_reason"),
+                      Column("overrefund", "is_overrefund"), Column("stripe refund", "stripe_refund_id"),
+                      Column("dispute", "dispute_id"), Column("split from", "split_from_id"), Column("note", "note")]
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -195,7 +206,7 @@ class BalanceAdmin(WrittenByTheLedger, admin.ModelAdmin):
 
 
 @admin.register(PaymentEntry)
-class PaymentEntryAdmin(WrittenByTheLedger, admin.ModelAdmin):
+class PaymentEntryAdmin(ExportMixin, WrittenByTheLedger, admin.ModelAdmin):
     """Read-only: finance resolves an entry of money received into balances, or closes another kind with a note, both
     through the ledger."""
 
@@ -204,6 +215,13 @@ class PaymentEntryAdmin(WrittenByTheLedger, admin.ModelAdmin):
     list_filter = ("status", "kind", "currency")
     search_fields = ("transaction_number", "stripe_refund_id")
     actions = ["resolve_action"]
+    # Not the entry's raw Stripe payload: an export carries the books' facts only.
+    export_columns = [Column("id", "id"), Column("created at", "created_at"), Column("kind", "kind"),
+                      Column("transaction", "transaction_number"), Column("stripe refund", "stripe_refund_id"), amount_column(),
+                      Column("currency", "currency"), Column("status", "status"), Column("payment status", "payment_status"),
+                      Column("date", "date"), Column("account", "account__name"), Column("invoice", "invoice__number"),
+                      Column("dispute", "dispute_id"), Column("last error", "last_error"), Column("resolved at", "resolved_at"),
+                      Column("resolved balance", "resolved_balance_id")]
 
     def get_urls(self):
         view = self.admin_site.admin_view

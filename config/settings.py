@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "reminders",
     "refunds",
     "demo",
+    "finance",
 ]
 
 MIDDLEWARE = [

@@ -7,10 +7,12 @@ from config.health import healthz
 
 admin.site.site_header = "Billing back office"
 admin.site.site_title = "Billing back office"
+admin.site.index_template = "admin/finance/index.html"  # the admin's home links the finance dashboard
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("", include("refunds.urls")),  # before the admin: the Refund page lives under /admin/billing/balance/
+    path("admin/finance/", include("finance.urls")),  # before the admin's catch-all app_label pattern
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

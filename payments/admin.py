@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from billing.admin import InvoiceAdmin
+from billing.exports import Column, ExportMixin, amount_column
 from billing.models import Invoice
 from payments import exports
 from payments.constants import PayoutStatus
@@ -177,7 +178,7 @@ def books_links(line: PayoutLine) -> str:
 
 
 @admin.register(Payout)
-class PayoutAdmin(ReadOnlyAdmin):
+class PayoutAdmin(ExportMixin, ReadOnlyAdmin):
     """What reached the bank, line by line. Finance reads it every morning: mismatched payouts name each difference."""
 
     change_list_template = "admin/payments/payout/change_list.html"
@@ -188,6 +189,13 @@ class PayoutAdmin(ReadOnlyAdmin):
     search_fields = ("stripe_payout_id",)
     list_select_related = ("provider_setting",)
     actions = ["export_csv_action", "rematch_action"]
+    # The list's export: one row per payout (the action and the date-range export add every line of each payout).
+    export_columns = [Column("payout", "stripe_payout_id"), Column("setting", "provider_setting__name"), Column("status", "status"),
+                      Column("arrival date", "arrival_date"), amount_column(), Column("currency", "currency"),
+                      Column("stripe status", "stripe_status"), Column("automatic", "automatic"), Column("lines", "line_count"),
+                      amount_column("charges gross", "charges_gross"), amount_column("fees", "fees_total"),
+                      amount_column("refunds", "refunds_total"), amount_column("disputes", "disputes_total"),
+                      amount_column("lines net", "lines_net"), Column("reconciled at", "reconciled_at")]
     fieldsets = (
         (None, {"fields": ("stripe_payout_id", "provider_setting", "status_badge", "amount_display", "arrival_date", "automatic",
                            "stripe_status", "stripe_reconciliation_status", "stripe_created", "reconciled_at", "last_error",

@@ -92,6 +92,17 @@ def test_newcomer_pays_an_invoice_and_refunds_it(demo):
     listing = finance.get(f"{base}/admin/billing/balance/", timeout=30).text
     amounts = sorted(re.findall(r'<td class="field-amount">([^<]+)</td>', listing))
     assert amounts == sorted(["-250.000", "-100.000", "-19.000", "19.000"]), amounts  # DEMO-1003's, paid by the demo
+    # The finance dashboard on the demo's SQLite: ACME Deutschland's money in (DEMO-1003 250.00 + DEMO-1001 119.00), the
+    # refund, DEMO-1004 one day overdue; the money-in figure links to the balances behind it, exported as CSV.
+    dashboard = finance.get(f"{base}/admin/finance/", timeout=30)
+    assert dashboard.status_code == 200, dashboard.text[-2000:]
+    figure = {name: (link, text) for name, link, text in
+              re.findall(r'id="figure-([a-z-]+)"><h3>[^<]+</h3><a href="([^"]+)">([^<]+)</a>', dashboard.text)}
+    assert figure["money-in"][1] == "369.00 EUR" and figure["refunded"][1] == "19.00 EUR", figure
+    assert re.search(r"<td>0–30</td><td><a [^>]+>1</a></td><td class=\"num\"><a [^>]+>75.00 EUR</a>", dashboard.text)
+    money_in = figure["money-in"][0].replace("&amp;", "&")
+    exported = finance.get(f"{base}/admin/billing/balance/export/csv/?{money_in.split('?', 1)[1]}", timeout=30).text
+    assert sorted(line.split(",")[5] for line in exported.splitlines()[1:]) == ["-100.00", "-19.00", "-250.00"], exported
     time.sleep(2)  # the refund's own webhooks arrive later and change nothing
     text = log_path.read_text()
     assert "Internal Server Error" not in text and "failed after" not in text and "cannot be processed" not in text, text[-3000:]
