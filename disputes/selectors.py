@@ -51,11 +51,9 @@ def evidence_defaults(dispute: Dispute) -> dict:
     invoice, account = tx.invoice, tx.account or (tx.invoice.account if tx.invoice_id else None)
     description = ""
     if invoice is not None:
-        description = f"Invoice {invoice.number}"
-        if invoice.payment_reference and invoice.payment_reference != invoice.number:
-            description += f": {invoice.payment_reference}"
-        entity = invoice.business_entity
-        description += f", issued by {entity.public_name}"
+        reference = invoice.payment_reference
+        description = reference if invoice.number in reference else f"Invoice {invoice.number}" + (f": {reference}" if reference else "")
+        description += f", issued by {invoice.business_entity.public_name}"
     service_date = None
     if invoice is not None:
         issued = invoice.finalized_at or invoice.created_at

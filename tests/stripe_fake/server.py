@@ -233,7 +233,7 @@ class FakeStripeServer:
             return copy.deepcopy(self._refund({"charge": charge_id, **({"amount": str(amount)} if amount else {})}))
 
     def dispute_charge(self, charge_id: str, *, outcome: str | None = None, amount: int | None = None, inquiry: bool = False,
-                       due_in_days: float = 7) -> list[dict]:
+                       due_in_days: float = 7, reason: str | None = None) -> list[dict]:
         """Open a dispute of the charge (or of `amount` of it): a chargeback withdraws the funds at once, as for cards; an
         inquiry (`warning_needs_response`) withdraws nothing. `outcome` 'won' or 'lost' closes a chargeback (an inquiry:
         any outcome closes it as `warning_closed`)."""
@@ -245,6 +245,8 @@ class FakeStripeServer:
                            status="warning_needs_response" if inquiry else "needs_response", created=int(time.time()),
                            livemode=charge["livemode"], payment_intent=charge.get("payment_intent"), metadata={},
                            is_charge_refundable=inquiry)
+            if reason:
+                dispute["reason"] = reason
             # Evidence is due some days after the dispute opens (a negative number: already past due).
             due_by = int(time.time() + due_in_days * 86400)
             dispute["evidence_details"] = {**dispute["evidence_details"], "due_by": due_by, "past_due": due_in_days < 0,
