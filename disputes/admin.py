@@ -81,6 +81,7 @@ class DisputeAdmin(admin.ModelAdmin):
     ordering = (F("evidence_due_by").asc(nulls_last=True), "id")
     list_select_related = ("transaction__invoice", "transaction__account")
     inlines = [DisputeEmailInline]
+    change_form_template = "admin/disputes/change_form.html"
 
     # Written by Stripe's events and the actions below only.
     def has_add_permission(self, request):
@@ -124,6 +125,20 @@ class DisputeAdmin(admin.ModelAdmin):
     def balances_link(self, obj):
         url = reverse("admin:billing_balance_changelist") + "?" + urlencode({"q": obj.transaction.charge_id})
         return format_html('<a href="{}">{}</a>', url, obj.transaction.charge_id)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The dispute's page offers the actions it still allows to those who may answer."""
+        dispute = self.get_object(request, object_id)
+        extra = {}
+        if dispute is not None:
+            may_answer = request.user.has_perm(ANSWER_PERMISSION)
+            extra = {
+                "overdue": selectors.is_overdue(dispute),
+                "accept_url": reverse("admin:disputes_accept", args=[dispute.pk]) if may_answer and selectors.can_accept(dispute) else "",
+                "submit_evidence_url": reverse("admin:disputes_submit_evidence", args=[dispute.pk])
+                if may_answer and selectors.can_submit_evidence(dispute) else "",
+            }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def get_list_display(self, request):
         """The answer column only for those who may answer, with the actions each dispute still allows."""

@@ -154,3 +154,6 @@ def test_only_staff_with_the_change_permission_on_disputes_may_act(disputed, sta
     answerer = staff_client("view_dispute", "change_dispute")
     assert answerer.get(accept).status_code == 200 and answerer.get(evidence).status_code == 200
     assert "Accept dispute" in answerer.get(reverse("admin:payments_dispute_changelist")).content.decode()
+    change = reverse("admin:payments_dispute_change", args=[dispute.pk])
+    assert accept in answerer.get(change).content.decode() and evidence in answerer.get(change).content.decode()
+    assert viewer.get(change).status_code == 200 and accept not in viewer.get(change).content.decode()
