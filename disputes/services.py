@@ -75,8 +75,8 @@ def submit_evidence(dispute: Dispute, *, customer_name: str, customer_email_addr
     dispute goes under review). Refused once the evidence is due or the dispute no longer waits for an answer."""
     if not selectors.can_submit_evidence(dispute):
         if selectors.is_overdue(dispute):
-            raise DisputeActionError(f"The evidence for dispute {dispute.dispute_id} was due {dispute.evidence_due_by:%Y-%m-%d %H:%M} UTC: "
-                                     "Stripe no longer takes it.")
+            due = f" {dispute.evidence_due_by:%Y-%m-%d %H:%M} UTC" if dispute.evidence_due_by else ""
+            raise DisputeActionError(f"The evidence for dispute {dispute.dispute_id} was due{due}: Stripe no longer takes it.")
         raise DisputeActionError(f"Dispute {dispute.dispute_id} is {dispute.get_status_display().lower()}: it takes no evidence now.")
     setting = dispute.provider_setting
     try:

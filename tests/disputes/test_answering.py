@@ -157,3 +157,22 @@ def test_only_staff_with_the_change_permission_on_disputes_may_act(disputed, sta
     change = reverse("admin:payments_dispute_change", args=[dispute.pk])
     assert accept in answerer.get(change).content.decode() and evidence in answerer.get(change).content.decode()
     assert viewer.get(change).status_code == 200 and accept not in viewer.get(change).content.decode()
+
+
+def test_the_service_refuses_evidence_once_due_or_answered_without_calling_stripe(disputed, fake_stripe):
+    from disputes.services import DisputeActionError, accept_dispute, submit_evidence
+
+    overdue = disputed(due_in_days=-1)[2]
+    seen = len(fake_stripe.requests)
+    text = {"customer_name": "Ada", "customer_email_address": "", "product_description": "Consulting", "service_date": None,
+            "uncategorized_text": "", "submitted_by": "fin"}
+    with pytest.raises(DisputeActionError, match=f"The evidence for dispute {overdue.dispute_id} was due .* no longer takes it"):
+        submit_evidence(overdue, **text)
+    assert len(fake_stripe.requests) == seen
+    lost = accept_dispute(disputed()[2], accepted_by="fin")
+    seen = len(fake_stripe.requests)
+    with pytest.raises(DisputeActionError, match="is lost: it takes no evidence now"):
+        submit_evidence(lost, **text)
+    with pytest.raises(DisputeActionError, match="is lost: it can no longer be accepted"):
+        accept_dispute(lost, accepted_by="fin")
+    assert len(fake_stripe.requests) == seen
