@@ -29,6 +29,7 @@ class BusinessEntity(models.Model):
     display_name = models.CharField(max_length=200, blank=True, help_text="Shown to customers.")
     logo_url = models.URLField(blank=True)
     support_email = models.EmailField(blank=True)
+    finance_email = models.EmailField(blank=True, help_text="Told about new disputes; empty: the support address.")
     default_currency = models.CharField(max_length=3, default="EUR")
 
     class Meta:

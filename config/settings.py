@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     # Before refunds: its post_migrate gives the Finance group view permissions on receipts and reminder history.
     "receipts",
     "reminders",
+    "disputes",
     "refunds",
     "demo",
     "finance",
@@ -277,7 +278,8 @@ CELERY_TASK_PUBLISH_RETRY = False
 # Documents (receipt PDFs and their emails, reminder emails) take tens of milliseconds each: they have a queue of their
 # own, so a burst of them never delays the webhook events that keep the books (docker-compose.yml runs a worker for it).
 DOCUMENTS_QUEUE = "documents"
-CELERY_TASK_ROUTES = {"receipts.tasks.*": {"queue": DOCUMENTS_QUEUE}, "reminders.tasks.*": {"queue": DOCUMENTS_QUEUE}}
+CELERY_TASK_ROUTES = {"receipts.tasks.*": {"queue": DOCUMENTS_QUEUE}, "reminders.tasks.*": {"queue": DOCUMENTS_QUEUE},
+                      "disputes.tasks.*": {"queue": DOCUMENTS_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
     "webhooks-requeue-received-events": {
         "task": "webhooks.tasks.requeue_stale_events",
@@ -289,6 +291,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "receipts-sweep": {
         "task": "receipts.tasks.sweep_receipts",
+        "schedule": 300.0,
+    },
+    "disputes-sweep-emails": {
+        "task": "disputes.tasks.sweep_dispute_emails",
         "schedule": 300.0,
     },
     "reminders-send-due": {

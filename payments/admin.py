@@ -1,6 +1,6 @@
-"""Admin for payments: transactions per charge, disputes, attempts, Stripe customers and saved instruments, the
+"""Admin for payments: transactions per charge, attempts, Stripe customers and saved instruments, the
 invoice's payment actions (billing's admin does not import payments), and payouts with their lines, Stripe's fees and
-CSV exports for finance."""
+CSV exports for finance. Disputes are listed and answered in disputes/admin.py (their actions send receipts)."""
 
 from datetime import date
 
@@ -17,7 +17,6 @@ from billing.models import Invoice
 from payments import exports
 from payments.constants import PayoutStatus
 from payments.models import (
-    Dispute,
     PaymentAttempt,
     PaymentInstrument,
     PaymentTransaction,
@@ -52,14 +51,6 @@ class PaymentTransactionAdmin(ReadOnlyAdmin):
     list_display = ("charge_id", "status", "amount", "currency", "method_type", "invoice", "payment_intent_id", "updated_at")
     list_filter = ("status", "method_type", "currency")
     search_fields = ("charge_id", "payment_intent_id", "invoice__number")
-
-
-@admin.register(Dispute)
-class DisputeAdmin(ReadOnlyAdmin):
-    list_display = ("dispute_id", "transaction", "amount", "currency", "reason", "status", "evidence_due_by", "funds_withdrawn",
-                    "funds_reinstated")
-    list_filter = ("status", "reason", "currency")
-    search_fields = ("dispute_id", "transaction__charge_id")
 
 
 @admin.register(PaymentAttempt)

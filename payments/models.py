@@ -152,6 +152,17 @@ class Dispute(models.Model):
     # Stripe `created` of the dispute and of the last event applied to it.
     stripe_created = models.DateTimeField(null=True, blank=True)
     last_event_created = models.DateTimeField(null=True, blank=True)
+    # Stripe's evidence_details: facts that only grow (evidence given, submissions, past due), so stale events cannot undo them.
+    has_evidence = models.BooleanField(default=False)
+    evidence_submission_count = models.PositiveSmallIntegerField(default=0)
+    evidence_past_due = models.BooleanField(default=False)
+    # What finance submitted from the admin: when, by whom, the evidence sent and Stripe's ids of the uploaded files.
+    evidence_submitted_at = models.DateTimeField(null=True, blank=True)
+    evidence_submitted_by = models.CharField(max_length=150, blank=True)
+    evidence_submitted = models.JSONField(default=dict, blank=True)
+    evidence_file_ids = models.JSONField(default=dict, blank=True, help_text="Evidence field -> Stripe file id.")
+    accepted_at = models.DateTimeField(null=True, blank=True, help_text="When finance accepted the dispute (Stripe closed it).")
+    accepted_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

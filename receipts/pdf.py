@@ -1,4 +1,5 @@
-"""A receipt as a PDF: the Django template receipts/receipt.html in the receipt's language, rendered by WeasyPrint.
+"""Receipts and invoices as PDFs: the Django templates receipts/receipt.html and receipts/invoice.html in the customer's
+language, rendered by WeasyPrint.
 
 WeasyPrint fetches what the HTML links to; here only the entity's logo, and only over https (or a data: URL),
 without redirects and with a short timeout: a receipt never waits on, or reaches into, anything else (file:,
@@ -30,3 +31,18 @@ def render_receipt_pdf(receipt) -> bytes:
 
     document = HTML(string=receipt_html(receipt), url_fetcher=logo_only_fetcher())
     return document.write_pdf()
+
+
+def invoice_html(invoice) -> str:
+    account = invoice.account
+    with translation.override(account.language or "en"):
+        return render_to_string("receipts/invoice.html", {
+            "invoice": invoice, "account": account, "entity": invoice.business_entity, "language": account.language or "en",
+            "issued_on": invoice.finalized_at or invoice.created_at})
+
+
+def render_invoice_pdf(invoice) -> bytes:
+    """The invoice as a PDF (e.g. the evidence of a dispute), from the Django template receipts/invoice.html."""
+    from weasyprint import HTML
+
+    return HTML(string=invoice_html(invoice), url_fetcher=logo_only_fetcher()).write_pdf()

@@ -1,4 +1,4 @@
-"""The "Finance" group: may refund, view the books and payouts, and resolve payment entries.
+"""The "Finance" group: may refund, view the books and payouts, resolve payment entries and answer disputes.
 
 Created by a data migration, and ensured after every migrate/flush (post_migrate), so a database that was
 flushed (tests, a fresh environment) still has it with exactly these permissions.
@@ -12,6 +12,8 @@ FINANCE_PERMISSIONS = [
     # Payouts: what reached the bank, line by line, the charges and Stripe's fees behind it (SPEC §12).
     ("payments", "view_payout"), ("payments", "view_payoutline"), ("payments", "view_stripefee"),
     ("payments", "view_paymenttransaction"),
+    # Disputes: seen, and answered from the admin (accept, or submit evidence) (SPEC §14).
+    ("payments", "view_dispute"), ("payments", "change_dispute"),
 ]
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from disputes.services import notify_finance
 from payments.services import disputes, instruments, payouts
 from payments.services.checkout import sync_attempt_from_payment_intent
 from payments.services.transactions import belongs_to_other_setting, object_id, record_payment_failure, sync_charge
@@ -181,7 +182,10 @@ def on_dispute(setting, dispute: dict, event) -> Ignored | None:
     if belongs_to_other_setting(charge, setting):
         return OTHER_SETTING
     sync_charge(setting, charge, event_created=_event_created(event))
-    disputes.apply_dispute(setting, dispute, event_type=event.type, event_created=_event_created(event))
+    record = disputes.apply_dispute(setting, dispute, event_type=event.type, event_created=_event_created(event))
+    if record is not None:
+        # Finance hears of a dispute once, from whichever of its events arrives first (an outbox row; sent after the commit).
+        notify_finance(record)
     return None
 
 

@@ -72,9 +72,9 @@ def _record(setting, tx: PaymentTransaction, dispute: dict, *, event_type: str, 
     elif STATUS_RANK.get(status, 0) >= STATUS_RANK.get(record.status, 0) and record.status not in CLOSED_DISPUTE_STATUSES:
         record.status = status
     record.amount, record.currency = amount or record.amount, currency or record.currency
-    record.reason = dispute.get("reason") or record.reason
-    due = (dispute.get("evidence_details") or {}).get("due_by")
-    record.evidence_due_by = stripe_time(due) or record.evidence_due_by
+    # An event older than the newest one applied (Stripe does not deliver in order) may not move what can go both ways.
+    stale = bool(event_created and record.last_event_created and event_created < record.last_event_created)
+    merge_evidence_details(record, dispute, stale=stale)
     record.stripe_created = stripe_time(dispute.get("created")) or record.stripe_created
     if event_created and (record.last_event_created is None or event_created > record.last_event_created):
         record.last_event_created = event_created
@@ -85,3 +85,43 @@ def _record(setting, tx: PaymentTransaction, dispute: dict, *, event_type: str, 
         record.funds_reinstated = record.funds_reinstated or event_type in REINSTATED_EVENTS or record.status == DisputeStatus.WON
     record.save()
     return record
+
+
+def merge_evidence_details(record: Dispute, dispute: dict, *, stale: bool) -> None:
+    """Bring the row's reason and evidence details to what Stripe says, in any order of arrival: evidence given,
+    submissions and past due only grow (a stale answer cannot undo them); the due date and the reason (which can
+    change either way) only from an answer that is not stale."""
+    details = dispute.get("evidence_details") or {}
+    if not stale:
+        record.reason = dispute.get("reason") or record.reason
+        record.evidence_due_by = stripe_time(details.get("due_by")) or record.evidence_due_by
+    record.has_evidence = record.has_evidence or bool(details.get("has_evidence"))
+    record.evidence_past_due = record.evidence_past_due or bool(details.get("past_due"))
+    try:
+        submissions = int(details.get("submission_count") or 0)
+    except (TypeError, ValueError):
+        submissions = 0
+    record.evidence_submission_count = max(record.evidence_submission_count, submissions)
+
+
+def record_stripe_answer(dispute_pk: int, answer: dict, *, accepted_by: str = "", submitted_by: str = "",
+                         evidence: dict | None = None, file_ids: dict | None = None) -> Dispute:
+    """Bring the dispute's row forward to Stripe's answer to an action taken from the admin (accepted, or evidence
+    submitted), and record what was done. The books do not move here: a dispute closed as lost withdraws its money when
+    `charge.dispute.closed` arrives through the ledger (apply_dispute), as for a dispute lost any other way."""
+    with transaction.atomic():
+        record = Dispute.objects.select_for_update().get(pk=dispute_pk)
+        status = answer.get("status")
+        if status in DisputeStatus.values and record.status not in CLOSED_DISPUTE_STATUSES \
+                and STATUS_RANK.get(status, 0) >= STATUS_RANK.get(record.status, 0):
+            record.status = status
+        # Stripe's answer is at least as new as every event sent before the call.
+        merge_evidence_details(record, answer, stale=False)
+        now = timezone.now()
+        if accepted_by:
+            record.accepted_at, record.accepted_by = record.accepted_at or now, record.accepted_by or accepted_by
+        if evidence is not None:
+            record.evidence_submitted_at, record.evidence_submitted_by = now, submitted_by
+            record.evidence_submitted, record.evidence_file_ids = evidence, file_ids or {}
+        record.save()
+        return record

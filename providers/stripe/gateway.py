@@ -10,6 +10,7 @@ Callers must not hold database row locks while calling these functions.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 from collections.abc import Iterator
@@ -376,3 +377,33 @@ class _RawAnswer(dict):
 
 def _raw_list(client: stripe.StripeClient, path: str, params: dict) -> dict:
     return _RawAnswer(client.raw_request("get", path, **params).data)
+
+
+# --- Disputes and their evidence -----------------------------------------------------------------
+
+
+def retrieve_dispute(setting, dispute_id: str) -> dict:
+    client = client_for(setting)
+    return _call(setting, "dispute retrieve", client.v1.disputes.retrieve, dispute_id)
+
+
+def close_dispute(setting, dispute_id: str, *, idempotency_key: str) -> dict:
+    """Accept the dispute: Stripe closes it as lost (the money stays with the customer)."""
+    client = client_for(setting)
+    return _call(setting, "dispute close", client.v1.disputes.close, dispute_id, {}, _money_options(idempotency_key))
+
+
+def upload_file(setting, *, filename: str, content: bytes, purpose: str, idempotency_key: str) -> dict:
+    """Upload a file through Stripe's Files API (multipart, to the client's `files` base address)."""
+    client = client_for(setting)
+    upload = io.BytesIO(content)
+    upload.name = filename  # the SDK names the multipart part after it
+    return _call(setting, "file upload", client.v1.files.create, {"purpose": purpose, "file": upload},
+                 _money_options(idempotency_key))
+
+
+def update_dispute(setting, dispute_id: str, *, evidence: dict, submit: bool, idempotency_key: str) -> dict:
+    """Give Stripe the dispute's evidence; with submit=True it goes to the card network (no further changes)."""
+    client = client_for(setting)
+    params = {"evidence": _compact(evidence), "submit": submit}
+    return _call(setting, "dispute update", client.v1.disputes.update, dispute_id, params, _money_options(idempotency_key))

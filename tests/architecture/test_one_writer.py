@@ -3,7 +3,8 @@
 - the books (`Balance`, `PaymentEntry`, `Invoice.status`) are written only by billing's ledger (billing/ledger/);
 - their row locks are taken only by billing/ledger/locks.py (and the statements it calls in billing/ledger/sql.py);
 - hand-written SQL lives only in billing/ledger/sql.py;
-- imports point down the house: billing <- providers <- payments <- refunds <- receipts, reminders <- webhooks <- demo.
+- imports point down the house: billing <- providers <- payments <- refunds <- receipts, reminders, disputes <- webhooks <- demo, finance
+  (disputes may import receipts: the evidence it sends is the charge's receipt).
 
 Application code is checked; tests, benchmarks (their data generators fill the books like factories do), developer tools
 and migrations are not. Each rule is proven to catch a violation by the tests at the end.
@@ -18,7 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ["billing", "providers", "payments", "refunds", "receipts", "reminders", "webhooks", "demo", "finance", "config", "scripts"]
+APPS = ["billing", "providers", "payments", "refunds", "receipts", "reminders", "disputes", "webhooks", "demo", "finance", "config",
+        "scripts"]
 LEDGER = ROOT / "billing" / "ledger"
 BOOKS = {"Balance", "PaymentEntry"}
 WRITES = {"create", "bulk_create", "get_or_create", "update_or_create", "update", "delete", "bulk_update", "save", "add"}
@@ -26,7 +28,8 @@ BOOK_RELATIONS = {"balances", "payment_entries", "resolved_entries", "split_part
 BOOK_TABLES = re.compile(r"\b(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?billing_(balance|paymententry|invoice)\b", re.IGNORECASE)
 SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH|SET|RESET|LOCK)\b.*\b(FROM|INTO|SET|TO|TABLE|WHERE)\b", re.IGNORECASE | re.DOTALL)
 # Lower may not import higher. A new app gets its place here.
-RANK = {"billing": 0, "providers": 1, "payments": 2, "refunds": 3, "receipts": 4, "reminders": 4, "webhooks": 5, "demo": 6, "finance": 6}
+RANK = {"billing": 0, "providers": 1, "payments": 2, "refunds": 3, "receipts": 4, "reminders": 4, "disputes": 4, "webhooks": 5, "demo": 6,
+        "finance": 6}
 
 
 def sources(apps=APPS):

@@ -11,11 +11,14 @@ of the day (`run_payout`: balance transactions with Stripe's fees for what the f
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import secrets
 import threading
 import time
 from decimal import ROUND_HALF_UP, Decimal
+from email import policy as email_policy
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -38,6 +41,33 @@ MAGIC_METHODS = {
     "pm_sepa_debit_fail": {"type": "sepa_debit", "last4": "3202", "outcome": "processing_fail"},
     "pm_alipay": {"type": "alipay", "outcome": "redirect"},
 }
+
+
+FILE_PURPOSES = {"dispute_evidence", "identity_document", "business_logo", "business_icon", "customer_signature",
+                 "additional_verification", "pci_document", "tax_document_user_upload", "account_requirement"}
+
+
+def parse_multipart(content_type: str, body: bytes) -> tuple[dict, bytes | None]:
+    """A multipart/form-data body as the SDK sends a file upload: its fields (a file field as {filename, size, sha256},
+    so a request log and the idempotency check can compare it) and the uploaded bytes."""
+    message = BytesParser(policy=email_policy.HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    pairs, upload = [], None
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_filename()
+        content = part.get_payload(decode=True) or b""
+        if filename is not None:
+            upload = content
+            pairs.append((f"{name}[filename]", filename))
+            pairs.append((f"{name}[size]", str(len(content))))
+            pairs.append((f"{name}[sha256]", hashlib.sha256(content).hexdigest()))
+        else:
+            pairs.append((name, content.decode()))
+    return parse_form(pairs), upload
+
+
+def dispute_has_evidence(dispute: dict) -> bool:
+    return any(value for value in (dispute.get("evidence") or {}).values())
 
 
 class StripeFail(Exception):
@@ -149,6 +179,7 @@ class FakeStripeServer:
             self.paid_out: set[tuple[str, str]] = set()
             self.waiting_transactions: list[str] = []
             self.carried: dict[str, int] = {}
+            self.file_contents: dict[str, bytes] = {}  # file id -> the uploaded bytes
 
     # --- test controls -----------------------------------------------------------------------
     def inject(self, method: str, path_prefix: str, *, status: int = 500, times: int = 1, delay: float | None = None,
@@ -201,7 +232,8 @@ class FakeStripeServer:
         with self.lock:
             return copy.deepcopy(self._refund({"charge": charge_id, **({"amount": str(amount)} if amount else {})}))
 
-    def dispute_charge(self, charge_id: str, *, outcome: str | None = None, amount: int | None = None, inquiry: bool = False) -> list[dict]:
+    def dispute_charge(self, charge_id: str, *, outcome: str | None = None, amount: int | None = None, inquiry: bool = False,
+                       due_in_days: float = 7, reason: str | None = None) -> list[dict]:
         """Open a dispute of the charge (or of `amount` of it): a chargeback withdraws the funds at once, as for cards; an
         inquiry (`warning_needs_response`) withdraws nothing. `outcome` 'won' or 'lost' closes a chargeback (an inquiry:
         any outcome closes it as `warning_closed`)."""
@@ -213,6 +245,12 @@ class FakeStripeServer:
                            status="warning_needs_response" if inquiry else "needs_response", created=int(time.time()),
                            livemode=charge["livemode"], payment_intent=charge.get("payment_intent"), metadata={},
                            is_charge_refundable=inquiry)
+            if reason:
+                dispute["reason"] = reason
+            # Evidence is due some days after the dispute opens (a negative number: already past due).
+            due_by = int(time.time() + due_in_days * 86400)
+            dispute["evidence_details"] = {**dispute["evidence_details"], "due_by": due_by, "past_due": due_in_days < 0,
+                                           "has_evidence": False, "submission_count": 0}
             self.objects[dispute["id"]] = dispute
             charge["disputed"] = True
             events = [self._event("charge.dispute.created", dispute)]
@@ -444,8 +482,13 @@ class FakeStripeServer:
         if method == "GET" and parts.path.startswith("/alipay/authorize/"):
             return self._alipay_page(handler, parts)
         length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length).decode() if length else ""
-        params = parse_form(parse_qsl(raw if method == "POST" else parts.query, keep_blank_values=True))
+        body = handler.rfile.read(length) if length else b""
+        upload = None
+        if method == "POST" and (handler.headers.get("Content-Type") or "").startswith("multipart/form-data"):
+            params, upload = parse_multipart(handler.headers["Content-Type"], body)
+        else:
+            raw = body.decode()
+            params = parse_form(parse_qsl(raw if method == "POST" else parts.query, keep_blank_values=True))
         key = (handler.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
         headers = {name: value for name, value in handler.headers.items()}
         idem = handler.headers.get("Idempotency-Key")
@@ -460,7 +503,7 @@ class FakeStripeServer:
                 time.sleep(fault["delay"])
             else:
                 return self._send(handler, fault["status"], fault["body"] or {"error": {"type": "api_error", "message": "Fake outage."}})
-        status, body, replayed = self._handle(method, parts.path, params, key, idem)
+        status, body, replayed = self._handle(method, parts.path, params, key, idem, upload)
         if fault and fault["after"]:
             if fault["delay"]:
                 time.sleep(fault["delay"])
@@ -525,7 +568,7 @@ class FakeStripeServer:
         except OSError:  # the client gave up (timeout test)
             pass
 
-    def _handle(self, method, path, params, key, idem):
+    def _handle(self, method, path, params, key, idem, upload=None):
         with self.lock:
             if not key and str(params.get("key", "")).startswith("pk_"):
                 # Stripe.js confirms with the publishable key and the intent's client secret, nothing else.
@@ -547,7 +590,7 @@ class FakeStripeServer:
                                                                                       "used with the same parameters they were first used with."}}, False
                     return stored[1], copy.deepcopy(stored[2]), True
             try:
-                status, body = 200, self._route(method, path, params)
+                status, body = 200, self._route(method, path, params, upload)
             except StripeFail as fail:
                 status, body = fail.status, fail.body
             body = copy.deepcopy(body)
@@ -555,7 +598,7 @@ class FakeStripeServer:
                 self.idempotency[(key, idem)] = ((path, json.dumps(params, sort_keys=True)), status, copy.deepcopy(body))
             return status, body, False
 
-    def _route(self, method, path, params):
+    def _route(self, method, path, params, upload=None):
         segments = [s for s in path.split("/") if s][1:]  # drop "v1"
         if not segments:
             raise StripeFail(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}).")
@@ -638,6 +681,17 @@ class FakeStripeServer:
             return self._get(rest[0], "payout")
         if resource == "balance_transactions":
             return self._balance_transactions(params) if not rest else self._get(rest[0], "balance_transaction")
+        if resource == "files":
+            return self._file_create(params, upload) if not rest and method == "POST" else self._get(rest[0], "file")
+        if resource == "disputes":
+            if not rest:
+                return self._list(list(reversed(self._all("dispute"))), params)
+            dispute = self._get(rest[0], "dispute")
+            if len(rest) == 2 and rest[1] == "close" and method == "POST":
+                return self._dispute_close(dispute)
+            if method == "POST":
+                return self._dispute_update(dispute, params)
+            return dispute
         raise StripeFail(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}).")
 
     # --- helpers -----------------------------------------------------------------------------
@@ -694,6 +748,54 @@ class FakeStripeServer:
                      livemode=self.mode == "live", data={"object": copy.deepcopy(obj)})
         self.events.append(event)
         return copy.deepcopy(event)
+
+    def _file_create(self, params, upload):
+        """Stripe's Files API: a multipart upload with a purpose; the content is kept for tests (`file_contents`)."""
+        if upload is None or not params.get("file"):
+            raise StripeFail(400, "invalid_request_error", "Missing required param: file.", param="file")
+        purpose = params.get("purpose")
+        if purpose not in FILE_PURPOSES:
+            raise StripeFail(400, "invalid_request_error", f"Invalid purpose: {purpose}", param="purpose")
+        filename = params["file"]["filename"]
+        file_id = self._id("file")
+        suffix = filename.rpartition(".")[2].lower() if "." in filename else ""
+        stored = {"id": file_id, "object": "file", "created": int(time.time()), "expires_at": None, "filename": filename,
+                  "links": {"object": "list", "data": [], "has_more": False, "url": f"/v1/file_links?file={file_id}"},
+                  "purpose": purpose, "size": len(upload), "title": None, "type": suffix or None,
+                  "url": f"https://files.stripe.com/v1/files/{file_id}/contents"}
+        self.objects[file_id] = stored
+        self.file_contents[file_id] = upload
+        return stored
+
+    def _dispute_close(self, dispute):
+        """Accepting a dispute: Stripe closes it as lost (an inquiry as warning_closed) and tells the webhooks."""
+        if dispute["status"] not in ("needs_response", "warning_needs_response", "under_review", "warning_under_review"):
+            raise StripeFail(400, "invalid_request_error", f"This dispute is already closed ({dispute['status']}).")
+        dispute["status"] = "warning_closed" if dispute["status"].startswith("warning_") else "lost"
+        dispute["evidence_details"] = {**(dispute.get("evidence_details") or {}), "has_evidence": dispute_has_evidence(dispute)}
+        self._event("charge.dispute.closed", dispute)
+        return dispute
+
+    def _dispute_update(self, dispute, params):
+        """Evidence (saved, and with submit=true sent to the network: under review) and metadata."""
+        if dispute["status"] not in ("needs_response", "warning_needs_response"):
+            raise StripeFail(400, "invalid_request_error", f"This dispute is {dispute['status']}: its evidence can no longer be changed.")
+        details = dispute.setdefault("evidence_details", {})
+        if details.get("past_due") or (details.get("due_by") and details["due_by"] < int(time.time())):
+            raise StripeFail(400, "invalid_request_error", "The evidence due date has passed.")
+        evidence = params.get("evidence") or {}
+        for field in ("receipt", "service_documentation", "uncategorized_file"):
+            if evidence.get(field):
+                self._get(evidence[field], "file")
+        dispute.setdefault("evidence", {}).update(evidence)
+        if params.get("metadata"):
+            dispute.setdefault("metadata", {}).update(params["metadata"])
+        details["has_evidence"] = dispute_has_evidence(dispute)
+        if _bool(params.get("submit")):
+            dispute["status"] = "warning_under_review" if dispute["status"].startswith("warning_") else "under_review"
+            details["submission_count"] = int(details.get("submission_count") or 0) + 1
+        self._event("charge.dispute.updated", dispute)
+        return dispute
 
     def _customer(self, params):
         customer = copy.deepcopy(TEMPLATES["customer"])
