@@ -58,8 +58,17 @@ print(json.dumps({
 }))
 """
 
-FINISH_PENDING_REFUNDS = ("from datetime import timedelta; from refunds.services import finish_pending_refund_requests; "
-                          "print(finish_pending_refund_requests(older_than=timedelta(0)))")
+# What beat does (webhooks.tasks.requeue_stale_events every 60 s, refunds' pending requests every 300 s), on a shorter
+# clock to fit the scenario: events still `received` are enqueued again (their task died with a worker or with Redis), API
+# refunds whose Stripe answer was lost are finished.
+BEAT_SCRIPT = """
+import json
+from datetime import timedelta
+from refunds.services import finish_pending_refund_requests
+from webhooks.services import requeue_stale_events
+print(json.dumps([requeue_stale_events(older_than=timedelta(seconds=5)), finish_pending_refund_requests(older_than=timedelta(seconds=10))]))
+"""
+BEAT_INTERVAL = 8.0
 
 
 # --- The workload ----------------------------------------------------------------------------------
@@ -225,6 +234,28 @@ def forward_stripe_events(fake, sender: Sender, rng: random.Random, stop: thread
         stop.wait(0.2)
 
 
+class Beat(threading.Thread):
+    """Celery beat's repair tasks on a short clock; `idle_rounds` counts the rounds in a row that found nothing to do."""
+
+    def __init__(self, stack: Stack, stop: threading.Event):
+        super().__init__(daemon=True)
+        self.stack, self.stop = stack, stop
+        self.rounds, self.idle_rounds, self.requeued, self.finished, self.failed_rounds = 0, 0, 0, 0, 0
+
+    def run(self) -> None:
+        while not self.stop.wait(BEAT_INTERVAL):
+            try:
+                requeued, finished = run_script(self.stack, BEAT_SCRIPT)
+            except (subprocess.SubprocessError, ValueError):  # PostgreSQL or Redis is down: beat's task fails, it runs again later
+                self.failed_rounds += 1
+                self.idle_rounds = 0
+                continue
+            self.rounds += 1
+            self.requeued += requeued
+            self.finished += finished
+            self.idle_rounds = self.idle_rounds + 1 if not requeued and not finished else 0
+
+
 # --- The finance integrator: refunds through the API while events flow ---------------------------------
 
 
@@ -362,10 +393,11 @@ def crash_anywhere(invoices: int = 720, kills: int = 10, send_seconds: float = 6
         begin = time.monotonic()
         for index, event in enumerate(deliveries):  # paced over the sending window
             sender.put(event, begin + index * send_seconds / len(deliveries))
+        beat = Beat(stack, stop)
         helpers = [threading.Thread(target=forward_stripe_events, args=(fake, sender, rng, stop), daemon=True),
                    threading.Thread(target=refund_through_api, args=(stack, cluster, setup["token"], our_refunds,
                                                                      refund_results, stop), daemon=True)]
-        for thread in helpers:
+        for thread in (*helpers, beat):
             thread.start()
         for moment, target in kill_plan(rng, kills, send_seconds):
             while time.monotonic() - begin < moment:
@@ -373,27 +405,25 @@ def crash_anywhere(invoices: int = 720, kills: int = 10, send_seconds: float = 6
                 time.sleep(0.2)
             supervisor.kill(target, begin)
 
-        # Drain: every delivery answered, every API refund made, then what beat does until nothing is left to do.
+        # Drain: every delivery answered, every API refund made, and beat's requeue / pending-refund work done.
         deadline = time.monotonic() + drain_timeout
         left = {}
         while time.monotonic() < deadline:
             supervisor.tend()
-            if not sender.idle() or helpers[1].is_alive():
-                time.sleep(0.5)
-                continue
-            stack.manage("requeue_webhook_events", "--older-than", "5")
-            stack.manage("shell", "-c", FINISH_PENDING_REFUNDS)
-            time.sleep(2)
-            left = _left_to_do(cluster)
-            if not any(left.values()) and sender.idle():
-                break
+            time.sleep(1)
+            if sender.idle() and not helpers[1].is_alive() and beat.idle_rounds >= 1:
+                left = _left_to_do(cluster)
+                if not any(left.values()) and sender.idle():
+                    break
         stop.set()
         drained = round(time.monotonic() - begin, 1)
         report = _verify(stack, fake, sender, report, left)
         report.details.update(seed=seed, kills=supervisor.kills, kills_by_target=dict(Counter(k["target"] for k in supervisor.kills)),
                               revived_by_supervisor=supervisor.revived, our_refunds=len(our_refunds),
                               api_refunds_created=refund_results["refunded"], api_refund_retries=refund_results["retried"],
-                              api_refunds_refused=refund_results["refused"], seconds_to_drained=drained)
+                              api_refunds_refused=refund_results["refused"], seconds_to_drained=drained,
+                              beat={"rounds": beat.rounds, "requeued": beat.requeued, "refunds_finished": beat.finished,
+                                    "failed_rounds": beat.failed_rounds})
         by_target = ", ".join(f"{target} {count}" for target, count in sorted(report.details["kills_by_target"].items()))
         report.note = (f"seed {seed}; kills: {by_target}; {report.details['distinct_events']} distinct events "
                        f"(+{sender.deliveries - report.details['distinct_events']} duplicates), {sender.retries} redeliveries "
@@ -440,7 +470,7 @@ def _verify(stack: Stack, fake, sender: Sender, report: Report, left: dict) -> R
         book = actual[charge_id]
         book[balance_type] = book.get(balance_type, Decimal(0)) + Decimal(amount)
         book["adjustments"] += balance_type == "adjustment" and bool(dispute_id)
-    lost, doubled, mismatches = 0, 0, []
+    lost, doubled, mismatches, doubled_items = 0, 0, [], []
     for charge_id in sorted(set(expected) | set(actual)):
         want, have = expected.get(charge_id, {}), actual.get(charge_id, {})
         for key in sorted(set(want) | set(have)):
@@ -449,6 +479,7 @@ def _verify(stack: Stack, fake, sender: Sender, report: Report, left: dict) -> R
                 mismatches.append(f"{charge_id} {key}: expected {expected_value}, booked {actual_value}")
                 if abs(actual_value) > abs(expected_value):
                     doubled += 1
+                    doubled_items.append(mismatches[-1])
                 else:
                     lost += 1
     refunded_twice = [charge_id for charge_id, refunds in stripe_refunds.items() if len(refunds) > 1]
@@ -466,7 +497,7 @@ def _verify(stack: Stack, fake, sender: Sender, report: Report, left: dict) -> R
     report.doubled = sum(1 for count in stored.values() if count > 1) + doubled + len(refunded_twice)
     totals = {key: str(sum(book[key] for book in expected.values())) for key in ("payment", "refund", "adjustment", "adjustments")}
     report.details.update(distinct_events=len(distinct), statuses=dict(statuses), expected_totals=totals, charges=len(expected), unprocessed=unprocessed[:5],
-                          mismatches=mismatches[:10], refunded_twice_at_stripe=refunded_twice, violations=violations,
+                          mismatches=mismatches[:10], doubled_items=doubled_items[:10], refunded_twice_at_stripe=refunded_twice, violations=violations,
                           left_to_do=left, other_answers=dict(sender.other_answers), connection_errors=sender.connection_errors,
                           redeliveries=sender.retries)
     if unprocessed:
