@@ -285,6 +285,7 @@ def refund_through_api(stack: Stack, cluster: PrivateCluster, token: str, charge
                 "Content-Type": "application/json", "Authorization": f"Token {token}", "Idempotency-Key": f"chaos-refund-{charge_id}"})
             if status == 201:
                 results["refunded"] += 1
+                results["at"].append(time.monotonic())
                 break
             results["retried"] += 1
             if 400 <= status < 500 and attempts >= 20:
@@ -389,7 +390,7 @@ def crash_anywhere(invoices: int = 720, kills: int = 10, send_seconds: float = 6
 
         sender = Sender(stack, setup["webhook_id"], rng)
         supervisor = Supervisor(stack, cluster, rng)
-        refund_results = {"refunded": 0, "retried": 0, "refused": []}
+        refund_results = {"refunded": 0, "retried": 0, "refused": [], "at": []}
         begin = time.monotonic()
         for index, event in enumerate(deliveries):  # paced over the sending window
             sender.put(event, begin + index * send_seconds / len(deliveries))
@@ -422,6 +423,7 @@ def crash_anywhere(invoices: int = 720, kills: int = 10, send_seconds: float = 6
                               revived_by_supervisor=supervisor.revived, our_refunds=len(our_refunds),
                               api_refunds_created=refund_results["refunded"], api_refund_retries=refund_results["retried"],
                               api_refunds_refused=refund_results["refused"], seconds_to_drained=drained,
+                              api_refunds_while_sending=sum(1 for at in refund_results["at"] if at - begin <= send_seconds),
                               beat={"rounds": beat.rounds, "requeued": beat.requeued, "refunds_finished": beat.finished,
                                     "failed_rounds": beat.failed_rounds})
         by_target = ", ".join(f"{target} {count}" for target, count in sorted(report.details["kills_by_target"].items()))

@@ -55,6 +55,7 @@ def test_crash_anywhere_mixed_workload_with_ten_sigkills_loses_and_doubles_nothi
 
     report = crash_anywhere()
     table = harness.table([report])
+    print(table)  # the run's row of the chaos table (pytest -s, or the failure message)
     details = report.details
     if "no PostgreSQL server binaries" in report.note:
         pytest.skip(report.note)
