@@ -390,20 +390,22 @@ def crash_anywhere(invoices: int = 720, kills: int = 10, send_seconds: float = 6
             stack.start_worker(concurrency=4, pool="threads")  # docker-compose.yml's worker
         events, our_refunds = build_workload(fake, setup["invoices"], rng)
         deliveries = with_duplicates(events, rng)
+        plan = kill_plan(rng, kills, send_seconds)  # the seed fixes the workload and the kill plan; threads get rngs of their own
 
-        sender = Sender(stack, setup["webhook_id"], rng)
-        supervisor = Supervisor(stack, cluster, rng)
+        sender = Sender(stack, setup["webhook_id"], random.Random(rng.random()))
+        supervisor = Supervisor(stack, cluster, random.Random(rng.random()))
         refund_results = {"refunded": 0, "retried": 0, "refused": [], "at": []}
         begin = time.monotonic()
         for index, event in enumerate(deliveries):  # paced over the sending window
             sender.put(event, begin + index * send_seconds / len(deliveries))
         beat = Beat(stack, stop)
-        helpers = [threading.Thread(target=forward_stripe_events, args=(fake, sender, rng, stop), daemon=True),
+        helpers = [threading.Thread(target=forward_stripe_events, args=(fake, sender, random.Random(rng.random()), stop),
+                                    daemon=True),
                    threading.Thread(target=refund_through_api, args=(stack, cluster, setup["token"], our_refunds,
                                                                      refund_results, stop), daemon=True)]
         for thread in (*helpers, beat):
             thread.start()
-        for moment, target in kill_plan(rng, kills, send_seconds):
+        for moment, target in plan:
             while time.monotonic() - begin < moment:
                 supervisor.tend()
                 time.sleep(0.2)
