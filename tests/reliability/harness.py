@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from devtools.production_env import local_production_env
@@ -93,6 +95,94 @@ class TcpProxy:
         self.server.close()
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc: no extra dependency)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def pg_bin() -> Path | None:
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists():
+            return candidate
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+class PrivateCluster:
+    """A throwaway PostgreSQL cluster (initdb), so that killing it harms nobody else."""
+
+    def __init__(self, bin_dir: Path, options: str = "-c wal_writer_delay=10000 -c fsync=on -c synchronous_commit=on"):
+        self.bin, self.port, self.options = bin_dir, free_port(), options
+        self.dir = Path(tempfile.mkdtemp(prefix="pg-crash-"))
+        self.data = self.dir / "data"
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 {self.options}"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
+
+    def crash(self) -> None:
+        """What `pg_ctl stop -m immediate` does (SIGQUIT to the postmaster: no checkpoint, recovery at the next start),
+        without its start-up delay."""
+        import signal
+        import time
+
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGQUIT)
+        deadline = time.monotonic() + 30
+        while (self.data / "postmaster.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def kill(self) -> int:
+        """SIGKILL to the postmaster and all its processes (backends, WAL writer, checkpointer: each in a session of its
+        own), as when its container is killed: no shutdown at all, crash recovery at the next start. Returns its pid."""
+        import signal
+        import time
+
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        for process in [pid, *children_of(pid)]:
+            try:
+                os.kill(process, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        return pid
+
+    def destroy(self) -> None:
+        try:
+            self.crash()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+
+
 @dataclass
 class Report:
     scenario: str
@@ -105,6 +195,7 @@ class Report:
     doubled: int = 0
     seconds: float = 0.0
     note: str = ""
+    details: dict = field(default_factory=dict)  # what a scenario measured beyond the table's columns
 
 
 class Stack:
@@ -120,6 +211,7 @@ class Stack:
                     "CELERY_TASK_ALWAYS_EAGER": "false", **local_production_env(), "DB_CONN_MAX_AGE": "0",
                     "LOG_LEVEL": "ERROR", "DJANGO_SETTINGS_MODULE": "config.settings"}
         self.redis = self.web = None
+        self.worker_options: tuple[int, str | None] = (2, None)  # concurrency, pool: what a revived worker runs with
         self.workers: list[subprocess.Popen] = []
         self.killed: list[subprocess.Popen] = []  # killed on purpose by a scenario: not revived
 
@@ -141,8 +233,12 @@ class Stack:
                                     cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_port(self.web_port)
 
-    def start_worker(self, concurrency: int = 2) -> subprocess.Popen:
+    def start_worker(self, concurrency: int | None = None, pool: str | None = None) -> subprocess.Popen:
+        if concurrency is not None or pool is not None:
+            self.worker_options = (concurrency or self.worker_options[0], pool)
+        concurrency, pool = self.worker_options
         worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", f"--concurrency={concurrency}",
+                                   *([f"--pool={pool}"] if pool else []),
                                    "--loglevel=ERROR", "--without-gossip", "--without-mingle", "-n", f"chaos{len(self.workers)}-{os.getpid()}@%h"],
                                   cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.workers.append(worker)
@@ -546,18 +642,28 @@ def table(reports: list[Report]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(names: list[str] | None = None) -> int:
+    """Run every scenario (or those named, e.g. `python -m tests.reliability crash_anywhere`) and print the table."""
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.update(local_production_env())  # the same settings and keys as the processes it starts
     django.setup()
-    reports = [scenario() for scenario in SCENARIOS]
+    from tests.reliability.crash_anywhere import crash_anywhere
+
+    scenarios = [*SCENARIOS, crash_anywhere]
+    if names:
+        unknown = set(names) - {scenario.__name__ for scenario in scenarios}
+        if unknown:
+            print(f"Unknown scenario(s): {', '.join(sorted(unknown))}; known: {', '.join(s.__name__ for s in scenarios)}")
+            return 2
+        scenarios = [scenario for scenario in scenarios if scenario.__name__ in names]
+    reports = [scenario() for scenario in scenarios]
     print(table(reports))
     Path(ROOT / "bench" / "results").mkdir(exist_ok=True)
     (ROOT / "bench" / "results" / "chaos.json").write_text(json.dumps([asdict(r) for r in reports], indent=2))
-    return 1 if any(r.lost or r.doubled for r in reports) else 0
+    return 1 if any(r.lost or r.doubled or r.details.get("violations") for r in reports) else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -12,73 +12,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.reliability.harness import free_port
+from tests.reliability.harness import PrivateCluster, pg_bin
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.services, pytest.mark.slow,
               pytest.mark.skipif(os.environ.get("RUN_CHAOS") != "1", reason="fault injection runs with `make chaos` (RUN_CHAOS=1)")]
-
-
-def _pg_bin() -> Path | None:
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (candidate / "initdb").exists():
-            return candidate
-    found = shutil.which("initdb")
-    return Path(found).parent if found else None
-
-
-class PrivateCluster:
-    """A throwaway PostgreSQL cluster (initdb), so that killing it harms nobody else."""
-
-    def __init__(self, bin_dir: Path):
-        self.bin, self.port = bin_dir, free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="pg-crash-"))
-        self.data = self.dir / "data"
-        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-            shutil.chown(self.dir, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-
-    def _run(self, tool: str, *args: str) -> None:
-        command = [str(self.bin / tool), *args]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c wal_writer_delay=10000"
-                   " -c fsync=on -c synchronous_commit=on")
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
-
-    def crash(self) -> None:
-        """What `pg_ctl stop -m immediate` does (SIGQUIT to the postmaster: no checkpoint, recovery at the next start),
-        without its start-up delay."""
-        import signal
-        import time
-
-        pid = int((self.data / "postmaster.pid").read_text().split()[0])
-        os.kill(pid, signal.SIGQUIT)
-        deadline = time.monotonic() + 30
-        while (self.data / "postmaster.pid").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-    def destroy(self) -> None:
-        try:
-            self.crash()
-        except subprocess.CalledProcessError:
-            pass
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    @property
-    def url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
 
 
 BURST = """
@@ -182,7 +126,7 @@ def consistent(state: dict) -> list[str]:
 
 
 def test_a_postgresql_crash_after_asynchronous_commits_loses_and_doubles_nothing():
-    bin_dir = _pg_bin()
+    bin_dir = pg_bin()
     if bin_dir is None:
         pytest.skip("no PostgreSQL server binaries (initdb) on this machine")
     cluster = PrivateCluster(bin_dir)

@@ -48,3 +48,21 @@ def test_same_event_twice_at_once_and_charge_pi_pair_book_one_balance():
     assert report.answered_200 == report.sent == 30, table  # duplicates are answered 200 too (Stripe must stop retrying)
     assert report.stored == 20 and report.processed == 20, table  # each distinct event stored once
     assert report.lost == 0 and report.doubled == 0, table
+
+
+def test_crash_anywhere_mixed_workload_with_ten_sigkills_loses_and_doubles_nothing():
+    from tests.reliability.crash_anywhere import KILL_TARGETS, crash_anywhere
+
+    report = crash_anywhere()
+    table = harness.table([report])
+    print(table)  # the run's row of the chaos table (pytest -s, or the failure message)
+    details = report.details
+    if "no PostgreSQL server binaries" in report.note:
+        pytest.skip(report.note)
+    assert details["distinct_events"] >= 2000, table
+    assert len(details["kills"]) == 10 and set(details["kills_by_target"]) == set(KILL_TARGETS), table
+    assert details["api_refunds_created"] == details["our_refunds"] > 0, table  # refunds through the API while events flow
+    assert report.answered_200 == report.sent, table  # Stripe's retries got every delivery accepted
+    assert report.stored == details["distinct_events"] == report.processed, (table, details["unprocessed"])
+    assert details["violations"] == [], (table, details["violations"])
+    assert report.lost == 0 and report.doubled == 0, (table, details["mismatches"], details["refunded_twice_at_stripe"])
