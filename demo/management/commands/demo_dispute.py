@@ -43,8 +43,10 @@ class Command(BaseCommand):
     def handle(self, *args, invoice: str, reason: str, **options):
         number = invoice
         invoice = Invoice.objects.filter(number=number).first()
+        if invoice is None:
+            raise CommandError(f"There is no invoice {number}.")
         try:
-            setting = setting_for_invoice(invoice) if invoice else None
+            setting = setting_for_invoice(invoice)
         except NoProviderSetting:
             setting = None
         if not offline_demo_enabled(setting):
