@@ -25,7 +25,17 @@ Gaps closed here (each one checked against localstripe 1.15.10):
   per payout (`GET /v1/balance_transactions?payout=po_…`), and payouts are manual only: here charges pay Stripe's
   standard European fees, and `POST /_config/payouts/run` is Stripe's automatic payout of the day (every settled
   balance transaction not paid out yet, `payout.paid` and `payout.reconciliation_completed`);
-  `POST /_config/charges/unannounced` makes a settled charge no event announces (one made in the Dashboard).
+  `POST /_config/charges/unannounced` makes a settled charge no event announces (one made in the Dashboard);
+- no disputes and no Files API: here `POST /_config/charges/{charge_id}/dispute` (demo/test hook; `reason`, `evidence_days`)
+  is the cardholder's bank disputing a settled charge: a Stripe-shaped `dispute` (dp_…, needs_response, evidence due in
+  7 days, the withdrawal and Stripe's 15.00 dispute fee in its `balance_transactions`, listed with the others and paid out
+  by the next payout), `charge.disputed` true, `charge.dispute.created` and `charge.dispute.funds_withdrawn`;
+  `GET /v1/disputes[/{id}]`; `POST /v1/disputes/{id}` takes Stripe's evidence fields (unknown ones, files that are not
+  `dispute_evidence` uploads, answered or past-due disputes refused as Stripe does) and with `submit` (Stripe's default)
+  puts it under review, `submission_count` + 1, `has_evidence` true, `charge.dispute.updated`;
+  `POST /v1/disputes/{id}/close` is accepting it: lost, `charge.dispute.closed`; `POST /v1/files` (multipart, on the
+  SDK's files base, which the gateway points here too) keeps the upload and returns a `file` with its purpose and size
+  (`GET /v1/files/{id}`). Idempotency keys hold for all of them, multipart uploads included (compared by content).
 
 Run: python -m devtools.localstripe_server --port 8420 [--store FILE]   (LOCALSTRIPE_SEPA_DELAY=seconds)
 """
