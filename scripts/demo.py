@@ -103,8 +103,8 @@ def main(argv=None) -> int:
         children.append(server)
         if not online:  # one reconciled payout, then one open dispute of its charge; the server must answer the webhooks
             wait_port(args.port, timeout=60, what="the web server")
-            python = shlex.quote(sys.executable)
-            children.append(subprocess.Popen(["/bin/sh", "-c", f"{python} manage.py demo_payout && {python} manage.py demo_dispute"],
+            python = shlex.quote(sys.executable)  # the dispute after the payout, even if none was made
+            children.append(subprocess.Popen(["/bin/sh", "-c", f"{python} manage.py demo_payout; {python} manage.py demo_dispute"],
                                              cwd=ROOT, env=env))
         return server.wait()
     except KeyboardInterrupt:
