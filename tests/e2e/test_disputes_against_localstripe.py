@@ -9,8 +9,9 @@ import re
 from decimal import Decimal
 
 import pytest
+import requests
 
-from tests.e2e.stack import csrf_from
+from tests.e2e.stack import SECRET_KEY, csrf_from
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -101,3 +102,18 @@ def test_a_dispute_accepted_from_the_admin_is_lost_at_stripe_and_its_closed_even
     failed = stack.rows("SELECT type, status FROM webhooks_webhookevent WHERE type LIKE 'charge.dispute.%%' "
                         "AND status NOT IN ('processed', 'ignored')")
     assert failed == []
+
+
+def test_the_files_api_keeps_uploads_and_replays_an_idempotency_key_only_for_the_same_content(stack):
+    def upload(content: bytes, key: str, purpose: str = "dispute_evidence"):
+        return requests.post(f"{stack.stripe_url}/v1/files", auth=(SECRET_KEY, ""), headers={"Idempotency-Key": key}, timeout=30,
+                             data={"purpose": purpose}, files={"file": ("receipt.pdf", content, "application/pdf")})
+
+    first = upload(b"%PDF-1.7 receipt", "upload-1")
+    assert first.status_code == 200 and first.json()["size"] == len(b"%PDF-1.7 receipt"), first.text
+    replay = upload(b"%PDF-1.7 receipt", "upload-1")
+    assert replay.json()["id"] == first.json()["id"] and replay.headers["Idempotent-Replayed"] == "true"
+    other = upload(b"%PDF-1.7 another receipt", "upload-1")
+    assert other.status_code == 400 and other.json()["error"]["type"] == "idempotency_error"
+    assert upload(b"x", "upload-2", purpose="holiday_photos").status_code == 400
+    assert stack.stripe("GET", f"/v1/files/{first.json()['id']}").json()["purpose"] == "dispute_evidence"
