@@ -25,7 +25,17 @@ Gaps closed here (each one checked against localstripe 1.15.10):
   per payout (`GET /v1/balance_transactions?payout=po_…`), and payouts are manual only: here charges pay Stripe's
   standard European fees, and `POST /_config/payouts/run` is Stripe's automatic payout of the day (every settled
   balance transaction not paid out yet, `payout.paid` and `payout.reconciliation_completed`);
-  `POST /_config/charges/unannounced` makes a settled charge no event announces (one made in the Dashboard).
+  `POST /_config/charges/unannounced` makes a settled charge no event announces (one made in the Dashboard);
+- no disputes and no Files API: here `POST /_config/charges/{charge_id}/dispute` (demo/test hook; `reason`, `evidence_days`)
+  is the cardholder's bank disputing a settled charge: a Stripe-shaped `dispute` (dp_…, needs_response, evidence due in
+  7 days, the withdrawal and Stripe's 15.00 dispute fee in its `balance_transactions`, listed with the others and paid out
+  by the next payout), `charge.disputed` true, `charge.dispute.created` and `charge.dispute.funds_withdrawn`;
+  `GET /v1/disputes[/{id}]`; `POST /v1/disputes/{id}` takes Stripe's evidence fields (unknown ones, files that are not
+  `dispute_evidence` uploads, answered or past-due disputes refused as Stripe does) and with `submit` (Stripe's default)
+  puts it under review, `submission_count` + 1, `has_evidence` true, `charge.dispute.updated`;
+  `POST /v1/disputes/{id}/close` is accepting it: lost, `charge.dispute.closed`; `POST /v1/files` (multipart, on the
+  SDK's files base, which the gateway points here too) keeps the upload and returns a `file` with its purpose and size
+  (`GET /v1/files/{id}`). Idempotency keys hold for all of them, multipart uploads included (compared by content).
 
 Run: python -m devtools.localstripe_server --port 8420 [--store FILE]   (LOCALSTRIPE_SEPA_DELAY=seconds)
 """
@@ -359,6 +369,201 @@ async def unannounced_charge_view(request):
     return server.json_response(charge._export())
 
 
+# --- Disputes and the Files API (Stripe's chargebacks, answered with evidence) --------------------------
+
+# Stripe's dispute evidence: text fields and file fields (a file id with purpose `dispute_evidence`).
+EVIDENCE_TEXT_FIELDS = ("access_activity_log", "billing_address", "cancellation_policy_disclosure", "cancellation_rebuttal",
+                        "customer_email_address", "customer_name", "customer_purchase_ip", "duplicate_charge_explanation",
+                        "duplicate_charge_id", "product_description", "refund_policy_disclosure", "refund_refusal_explanation",
+                        "service_date", "shipping_address", "shipping_carrier", "shipping_date", "shipping_tracking_number",
+                        "uncategorized_text")
+EVIDENCE_FILE_FIELDS = ("cancellation_policy", "customer_communication", "customer_signature", "duplicate_charge_documentation",
+                        "receipt", "refund_policy", "service_documentation", "shipping_documentation", "uncategorized_file")
+DISPUTE_REASONS = ("bank_cannot_process", "check_returned", "credit_not_processed", "customer_initiated", "debit_not_authorized",
+                   "duplicate", "fraudulent", "general", "incorrect_account_details", "insufficient_funds", "product_not_received",
+                   "product_unacceptable", "subscription_canceled", "unrecognized")
+DISPUTE_FEE = 1500  # Stripe's dispute fee in Europe: 15.00 EUR, taken with the withdrawal
+EVIDENCE_DAYS = 7
+FILE_PURPOSES = ("dispute_evidence", "identity_document", "business_logo", "business_icon", "customer_signature",
+                 "tax_document_user_upload", "additional_verification")
+
+
+class File(resources.StripeObject):
+    """An upload of Stripe's Files API; its content is kept (not exported), its size is the bytes received."""
+
+    object = "file"
+    _id_prefix = "file_"
+
+    def __init__(self, *, purpose: str, filename: str, content: bytes):
+        super().__init__()
+        self.purpose, self.filename, self.size, self._content = purpose, filename, len(content), content
+        self.title, self.expires_at = None, None
+        self.type = filename.rpartition(".")[2].lower() if "." in filename else None
+        self.url = f"https://files.stripe.com/v1/files/{self.id}/contents"
+        self.links = {"object": "list", "data": [], "has_more": False, "url": f"/v1/file_links?file={self.id}"}
+
+
+class Dispute(resources.StripeObject):
+    """A chargeback of a settled charge, shaped as Stripe's: the funds (and Stripe's fee) are withdrawn at once."""
+
+    object = "dispute"
+    _id_prefix = "dp_"
+
+    def __init__(self, charge, *, reason: str, evidence_days: float = EVIDENCE_DAYS):
+        super().__init__()
+        self.amount = charge.amount - (charge.amount_refunded or 0)  # Stripe disputes what was not refunded
+        self.currency, self.charge, self.payment_intent, self.reason = charge.currency, charge.id, charge.payment_intent, reason
+        self.status = "needs_response"
+        self.is_charge_refundable = False
+        self.metadata = {}
+        self.evidence = dict.fromkeys(EVIDENCE_TEXT_FIELDS + EVIDENCE_FILE_FIELDS)
+        self.evidence_details = {"due_by": int(time.time() + evidence_days * 86400), "has_evidence": False, "past_due": False,
+                                 "submission_count": 0}
+        method = charge.payment_method_details
+        self.payment_method_details = {"type": method["type"], method["type"]: {
+            **({"brand": method["card"]["brand"], "network_reason_code": "10.4"} if method["type"] == "card" else {})}}
+        # The withdrawal: localstripe's constructor takes charge transactions only, so one is made and then retyped.
+        txn = BalanceTransaction(amount=-self.amount, currency=self.currency, description=f"Chargeback withdrawal for {charge.id}",
+                                 exchange_rate=None, reporting_category="charge", source=charge.id, type="charge")
+        txn.type, txn.reporting_category, txn.source = "adjustment", "dispute", self.id
+        txn.fee = DISPUTE_FEE
+        txn.fee_details = [{"amount": DISPUTE_FEE, "application": None, "currency": self.currency, "description": "Dispute fee",
+                            "type": "stripe_fee"}]
+        self._balance_transaction_ids = [txn.id]
+
+    @property
+    def balance_transactions(self):
+        return [BalanceTransaction._api_retrieve(txn_id)._export() for txn_id in self._balance_transaction_ids]
+
+    def _answerable(self) -> bool:
+        return self.status in ("needs_response", "warning_needs_response")
+
+
+def open_dispute(charge_id: str, *, reason: str = "fraudulent", evidence_days: float = EVIDENCE_DAYS) -> Dispute:
+    """What a cardholder's bank does: dispute the charge. `charge.dispute.created` and `charge.dispute.funds_withdrawn` follow."""
+    charge = Charge._api_retrieve(charge_id)
+    if reason not in DISPUTE_REASONS:
+        raise UserError(400, f"Invalid reason: must be one of {', '.join(DISPUTE_REASONS)}", {"param": "reason"})
+    if charge.status != "succeeded" or not charge.balance_transaction:
+        raise UserError(400, f"Charge {charge_id} is {charge.status}: only a settled charge can be disputed.")
+    if getattr(charge, "disputed", False):
+        raise UserError(400, f"Charge {charge_id} is already disputed.", {"code": "charge_disputed"})
+    if charge.amount - (charge.amount_refunded or 0) <= 0:
+        raise UserError(400, f"Charge {charge_id} was refunded in full: nothing to dispute.")
+    dispute = Dispute(charge, reason=reason, evidence_days=evidence_days)
+    charge.disputed = True
+    emit("charge.dispute.created", dispute)
+    emit("charge.dispute.funds_withdrawn", dispute)
+    return dispute
+
+
+def update_dispute(dispute_id: str, evidence=None, submit="true", metadata=None, **kwargs) -> Dispute:
+    """Evidence is saved (staged); with submit (Stripe's default) it goes to the bank: under review, no more changes."""
+    if kwargs:
+        raise UserError(400, "Received unknown parameter: " + ", ".join(kwargs), {"param": next(iter(kwargs))})
+    dispute = Dispute._api_retrieve(dispute_id)
+    evidence = evidence or {}
+    if not isinstance(evidence, dict) or (metadata is not None and not isinstance(metadata, dict)):
+        raise UserError(400, "evidence and metadata must be hashes.")
+    unknown = [key for key in evidence if key not in EVIDENCE_TEXT_FIELDS + EVIDENCE_FILE_FIELDS]
+    if unknown:
+        raise UserError(400, f"Received unknown parameter: evidence[{unknown[0]}]", {"param": f"evidence[{unknown[0]}]"})
+    if not dispute._answerable():
+        raise UserError(400, f"This dispute is {dispute.status}: its evidence can no longer be changed.")
+    details = dispute.evidence_details
+    if details["past_due"] or details["due_by"] < time.time():
+        details["past_due"] = True
+        raise UserError(400, "The evidence due date for this dispute has passed.")
+    for field in EVIDENCE_FILE_FIELDS:
+        if evidence.get(field):
+            upload = store.get("file:" + str(evidence[field]))
+            if upload is None:
+                raise UserError(400, f"No such file upload: '{evidence[field]}'", {"param": f"evidence[{field}]"})
+            if upload.purpose != "dispute_evidence":
+                raise UserError(400, f"File {upload.id} has purpose {upload.purpose}, not dispute_evidence.",
+                                {"param": f"evidence[{field}]"})
+    submit = resources.try_convert_to_bool(submit)
+    if not isinstance(submit, bool):
+        raise UserError(400, "Invalid boolean: submit", {"param": "submit"})
+    dispute.evidence.update({key: value or None for key, value in evidence.items()})
+    if metadata:
+        dispute.metadata.update(metadata)
+    details["has_evidence"] = any(dispute.evidence.values())
+    if submit:
+        dispute.status = "warning_under_review" if dispute.status.startswith("warning_") else "under_review"
+        details["submission_count"] += 1
+    emit("charge.dispute.updated", dispute)
+    return dispute
+
+
+def close_dispute(dispute_id: str) -> Dispute:
+    """Accepting the dispute: Stripe closes it as lost (the withdrawn money stays with the cardholder)."""
+    dispute = Dispute._api_retrieve(dispute_id)
+    if dispute.status not in ("needs_response", "warning_needs_response", "under_review", "warning_under_review"):
+        raise UserError(400, f"This dispute is already closed ({dispute.status}).")
+    dispute.status = "warning_closed" if dispute.status.startswith("warning_") else "lost"
+    emit("charge.dispute.closed", dispute)
+    return dispute
+
+
+def _list_disputes(url, limit=None, starting_after=None, charge=None, payment_intent=None, **kwargs):
+    if kwargs:
+        raise UserError(400, "Unexpected " + ", ".join(kwargs))
+    listing = resources.List(url, limit=limit, starting_after=starting_after)
+    items = [value for key, value in store.items() if key.startswith("dispute:")]
+    listing._list = sorted([d for d in items if (charge is None or d.charge == charge)
+                            and (payment_intent is None or d.payment_intent == payment_intent)],
+                           key=lambda d: d.created, reverse=True)
+    return listing
+
+
+async def dispute_charge_view(request):
+    """Demo/test hook (not Stripe's API): the cardholder's bank disputes the charge."""
+    data = await server.get_post_data(request) or {}
+    days = resources.try_convert_to_float(data.get("evidence_days", EVIDENCE_DAYS))
+    if not isinstance(days, float):
+        raise UserError(400, "evidence_days must be a number")
+    dispute = open_dispute(request.match_info["charge_id"], reason=str(data.get("reason") or "fraudulent"), evidence_days=days)
+    return server.json_response(dispute._export())
+
+
+async def retrieve_dispute_view(request):
+    return server.json_response(Dispute._api_retrieve(request.match_info["id"])._export())
+
+
+async def list_disputes_view(request):
+    data = server.unflatten_data(request.query)
+    data.pop("expand", None)
+    return server.json_response(_list_disputes("/v1/disputes", **data)._export())
+
+
+async def update_dispute_view(request):
+    data = await server.get_post_data(request) or {}
+    data.pop("expand", None)
+    return server.json_response(update_dispute(request.match_info["id"], **data)._export())
+
+
+async def close_dispute_view(request):
+    return server.json_response(close_dispute(request.match_info["id"])._export())
+
+
+async def create_file_view(request):
+    """POST /v1/files: multipart with `purpose` and `file`, as the SDK sends it to its files base address."""
+    form = await request.post()
+    upload, purpose = form.get("file"), form.get("purpose")
+    if not isinstance(upload, web.FileField):
+        raise UserError(400, "Missing required param: file.", {"param": "file"})
+    if purpose not in FILE_PURPOSES:
+        raise UserError(400, f"Invalid purpose: must be one of {', '.join(FILE_PURPOSES)}", {"param": "purpose"})
+    upload.file.seek(0)
+    created = File(purpose=purpose, filename=upload.filename or "upload", content=upload.file.read())
+    return server.json_response(created._export())
+
+
+async def retrieve_file_view(request):
+    return server.json_response(File._api_retrieve(request.match_info["id"])._export())
+
+
 # --- HTTP: idempotency keys, card errors, the account ---------------------------------------------
 
 from localstripe import server  # noqa: E402  (imported after the patches: it registers routes at import)
@@ -367,12 +572,28 @@ _idempotent: dict[tuple[str, str], tuple[str, int, bytes, str]] = {}
 _idempotency_locks: dict[tuple[str, str], asyncio.Lock] = {}
 
 
+def multipart_fingerprint(form) -> bytes:
+    """A multipart request's parameters as bytes to compare (a file by its name and content's digest)."""
+    parts = []
+    for name, value in form.items():
+        if isinstance(value, web.FileField):
+            value.file.seek(0)
+            value = f"{value.filename}:{hashlib.sha256(value.file.read()).hexdigest()}"
+            form[name].file.seek(0)
+        parts.append(f"{name}={value}")
+    return "\n".join(sorted(parts)).encode()
+
+
 @web.middleware
 async def idempotency_middleware(request, handler):
+    if request.method == "POST" and request.content_type == "multipart/form-data":
+        # Parsed (and cached) before anything reads the raw body: aiohttp cannot parse a multipart body once read.
+        body = multipart_fingerprint(await request.post())
     key = request.headers.get("Idempotency-Key")
     if request.method != "POST" or not key:
         return await handler(request)
-    body = await request.read()
+    if request.content_type != "multipart/form-data":
+        body = await request.read()
     fingerprint = hashlib.sha256(request.path.encode() + b"\n" + body).hexdigest()
     cache_key = (request.headers.get("Authorization", ""), key)
     lock = _idempotency_locks.setdefault(cache_key, asyncio.Lock())
@@ -422,6 +643,13 @@ def build_app() -> web.Application:
         app.router.add_get("/v1/account", retrieve_account)
         app.router.add_post("/_config/payouts/run", run_payout_view)
         app.router.add_post("/_config/charges/unannounced", unannounced_charge_view)
+        app.router.add_post("/_config/charges/{charge_id}/dispute", dispute_charge_view)
+        app.router.add_get("/v1/disputes", list_disputes_view)
+        app.router.add_get("/v1/disputes/{id}", retrieve_dispute_view)
+        app.router.add_post("/v1/disputes/{id}", update_dispute_view)
+        app.router.add_post("/v1/disputes/{id}/close", close_dispute_view)
+        app.router.add_post("/v1/files", create_file_view)
+        app.router.add_get("/v1/files/{id}", retrieve_file_view)
     return app
 
 

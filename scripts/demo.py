@@ -6,7 +6,8 @@ Without them it works offline: localstripe (devtools/localstripe_server.py) stan
 127.0.0.1, the demo setting points at it, its signed webhooks are registered to this server, and the
 payment page offers clearly labelled offline test payments (Stripe.js cannot load without internet). Once the
 server answers, `manage.py demo_payout` pays DEMO-1003 and has localstripe pay out the day: one reconciled payout
-in the admin.
+in the admin; then `manage.py demo_dispute` has the cardholder's bank dispute that charge: one open dispute for finance
+to answer in the admin (Submit evidence, or Accept dispute).
 
 Tasks run in a Celery worker when CELERY_BROKER_URL (or REDIS_URL) is set, otherwise in-process after
 each commit. Data is kept in db.sqlite3 (and .demo/localstripe.pickle) unless DATABASE_URL is set (a SQLite
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -99,9 +101,11 @@ def main(argv=None) -> int:
             print("Tasks: in-process after each commit (set REDIS_URL to use a Celery worker).")
         server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"], cwd=ROOT, env=env)
         children.append(server)
-        if not online:  # one reconciled payout to look at (demo_payout); the server must answer localstripe's webhooks
+        if not online:  # one reconciled payout, then one open dispute of its charge; the server must answer the webhooks
             wait_port(args.port, timeout=60, what="the web server")
-            children.append(subprocess.Popen([sys.executable, "manage.py", "demo_payout"], cwd=ROOT, env=env))
+            python = shlex.quote(sys.executable)  # the dispute after the payout, even if none was made
+            children.append(subprocess.Popen(["/bin/sh", "-c", f"{python} manage.py demo_payout; {python} manage.py demo_dispute"],
+                                             cwd=ROOT, env=env))
         return server.wait()
     except KeyboardInterrupt:
         return 0

@@ -25,8 +25,9 @@ from devtools.production_env import local_production_env
 from tests.reliability.harness import free_port, prepare_database, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
-DATABASE = "billing_e2e"
-REDIS_DB = 13
+# Parallel runs on one machine (several worktrees) pick their own: E2E_DATABASE, E2E_REDIS_DB.
+DATABASE = os.environ.get("E2E_DATABASE", "billing_e2e")
+REDIS_DB = int(os.environ.get("E2E_REDIS_DB", "13"))
 # Test-mode keys: clearly fake, not shaped like real ones (localstripe accepts any sk_ key).
 PUBLISHABLE_KEY = "pk_test_e2e_localstripe"
 SECRET_KEY = "sk_test_e2e_localstripe"
@@ -52,7 +53,8 @@ invoices = {}
 for name, amount, currency in [("card", "119.00", "EUR"), ("sepa_fail", "80.00", "EUR"), ("sepa_ok", "60.00", "EUR"),
                                ("save", "30.00", "EUR"), ("off_session", "45.50", "EUR"), ("refund", "200.00", "EUR"),
                                ("declined", "75.00", "EUR"), ("jpy", "5000", "JPY"),
-                               ("offline", "19.99", "EUR"), ("payout_card", "300.00", "EUR"), ("payout_sepa", "150.00", "EUR")]:
+                               ("offline", "19.99", "EUR"), ("payout_card", "300.00", "EUR"), ("payout_sepa", "150.00", "EUR"),
+                               ("dispute_evidence", "90.00", "EUR"), ("dispute_accept", "70.00", "EUR")]:
     invoice = Invoice.objects.create(number=f"E2E-{name}", account=account, business_entity=entity, kind="invoice",
                                      amount=Decimal(amount), currency=currency, payment_reference=f"Invoice E2E-{name}",
                                      due_date=date.today(), status="open")

@@ -58,6 +58,14 @@ def test_newcomer_pays_an_invoice_and_refunds_it(demo):
         time.sleep(0.5)
     assert re.search(r"Demo payout po_\S+ of 246\.00 EUR \(DEMO-1003, Stripe's fee deducted\): reconciled, 1 line",
                      log_path.read_text()), log_path.read_text()[-3000:]
+    # Then the bank disputes DEMO-1003's charge (demo_dispute): booked from localstripe's webhooks, open for finance to answer.
+    for _ in range(120):
+        if "Demo dispute dp_" in log_path.read_text():
+            break
+        time.sleep(0.5)
+    dispute = re.search(r"Demo dispute (dp_\w+) of 250\.00 EUR \(DEMO-1003, fraudulent\): needs response, evidence due \S+\. "
+                        r"Answer it as finance / finance: (\S+/admin/payments/dispute/\d+/change/)", log_path.read_text())
+    assert dispute, log_path.read_text()[-3000:]
 
     customer = requests.Session()
     page = customer.get(pay_url, timeout=30)
@@ -91,7 +99,8 @@ def test_newcomer_pays_an_invoice_and_refunds_it(demo):
     assert done.status_code == 200 and "Refunded 19.00 EUR through Stripe." in done.text, done.text[-2000:]
     listing = finance.get(f"{base}/admin/billing/balance/", timeout=30).text
     amounts = sorted(re.findall(r'<td class="field-amount">([^<]+)</td>', listing))
-    assert amounts == sorted(["-250.000", "-100.000", "-19.000", "19.000"]), amounts  # DEMO-1003's, paid by the demo
+    # DEMO-1003's payment, paid by the demo, and the withdrawal of its dispute.
+    assert amounts == sorted(["-250.000", "250.000", "-100.000", "-19.000", "19.000"]), amounts
     # The finance dashboard on the demo's SQLite: ACME Deutschland's money in (DEMO-1003 250.00 + DEMO-1001 119.00), the
     # refund, DEMO-1004 one day overdue; the money-in figure links to the balances behind it, exported as CSV.
     dashboard = finance.get(f"{base}/admin/finance/", timeout=30)
@@ -103,7 +112,17 @@ def test_newcomer_pays_an_invoice_and_refunds_it(demo):
     money_in = figure["money-in"][0].replace("&amp;", "&")
     exported = finance.get(f"{base}/admin/billing/balance/export/csv/?{money_in.split('?', 1)[1]}", timeout=30).text
     assert sorted(line.split(",")[5] for line in exported.splitlines()[1:]) == ["-100.00", "-19.00", "-250.00"], exported
-    time.sleep(2)  # the refund's own webhooks arrive later and change nothing
+    # Finance answers the demo dispute from the admin: evidence (the receipt and invoice PDFs go to localstripe's Files API).
+    dispute_page = finance.get(dispute.group(2), timeout=30).text
+    assert dispute.group(1) in dispute_page and "Submit evidence" in dispute_page and "Accept dispute" in dispute_page
+    evidence_url = re.search(r'href="(/admin/payments/dispute/\d+/evidence/)"', dispute_page).group(1)
+    form_page = finance.get(base + evidence_url, timeout=30).text
+    answered = finance.post(base + evidence_url, data={"csrfmiddlewaretoken": csrf(form_page), "customer_name": "Beispiel AG",
+                                                       "product_description": "Software licence", "service_date": "",
+                                                       "customer_email_address": "", "uncategorized_text": ""},
+                            headers={"Referer": base + evidence_url}, timeout=120)
+    assert f"Evidence for dispute {dispute.group(1)} submitted: Stripe has it under review." in answered.text, answered.text[-2000:]
+    time.sleep(2)  # the refund's and the dispute's own webhooks arrive later and change nothing
     text = log_path.read_text()
     assert "Internal Server Error" not in text and "failed after" not in text and "cannot be processed" not in text, text[-3000:]
     # Every webhook of the run was processed on the demo's SQLite (payment, PaymentIntent and refund events).
