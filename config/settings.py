@@ -11,8 +11,8 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
-from kombu import Queue
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from config.keys import DEVELOPMENT_SECRET_KEY, production_key_problems
 

@@ -74,7 +74,8 @@ class RedisTaskWriter:
                         "argsrepr": f"([{marker.format('event_ids')}],)", "kwargsrepr": "{}", "origin": self.origin, "ignore_result": True,
                         "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {}},
             "properties": {"correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
-                           "delivery_info": {"exchange": "", "routing_key": marker.format("queue")}, "priority": 0, "body_encoding": "base64",
+                           "delivery_info": {"exchange": "", "routing_key": marker.format("queue")}, "priority": 0,
+                           "body_encoding": "base64",
                            "delivery_tag": marker.format("delivery_tag")},
         })
         escaped = message.replace("{", "{{").replace("}", "}}")
