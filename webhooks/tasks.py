@@ -104,3 +104,9 @@ def _retry_alone(event_id: int, setting_id: int, message: str) -> None:
 @shared_task(name="webhooks.tasks.requeue_stale_events")
 def requeue_stale_events():
     return services.requeue_stale_events()
+
+
+@shared_task(name="webhooks.tasks.purge_old_events", soft_time_limit=360, time_limit=420)
+def purge_old_events(budget_seconds: float = 300.0):
+    """Daily (beat): processed events past the retention period, in small batches, for at most `budget_seconds`."""
+    return services.purge_old_events(budget_seconds=budget_seconds)
