@@ -128,6 +128,10 @@ DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 USING_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 if USING_POSTGRES and DB_PREPARED_STATEMENTS:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 0)
+elif USING_POSTGRES:
+    # None: psycopg never prepares, not even a statement run five times (its default threshold) — behind PgBouncer in
+    # transaction mode the next statement may run on another server connection, where the prepared one does not exist.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
