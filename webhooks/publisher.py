@@ -84,15 +84,14 @@ class RedisTaskWriter:
         return escaped
 
     def publish(self, events: list[tuple[int, int]]) -> None:
-        """(event id, setting id) pairs: one LPUSH per lane, all in one round trip; the worker pops from the other end,
-        so each lane keeps its order."""
+        """(event id, setting id) pairs: one LPUSH per lane (the lanes of one linger window's webhooks, usually one or two;
+        the round trips are this background thread's, not a request's); the worker pops from the other end, so each lane
+        keeps its order."""
         from webhooks.lanes import by_lane
 
-        pipeline = self.client.pipeline(transaction=False)
         for queue, event_ids in by_lane(events).items():
             batches = [event_ids[start:start + self.batch_size] for start in range(0, len(event_ids), self.batch_size)]
-            pipeline.lpush(queue, *[self.message(batch, queue) for batch in batches])
-        pipeline.execute()
+            self.client.lpush(queue, *[self.message(batch, queue) for batch in batches])
 
 
 def redis_writer_from_settings() -> RedisTaskWriter | None:

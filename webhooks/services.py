@@ -341,7 +341,7 @@ def purgeable_events(*, now: datetime | None = None):
 
 
 def purge_old_events(*, budget_seconds: float = 300.0, batch_size: int = PURGE_BATCH_SIZE, now: datetime | None = None) -> int:
-    """Delete purgeable events oldest first, `batch_size` per statement and transaction (on the webhook_event_done index),
+    """Purgeable events go, oldest first, `batch_size` per statement and transaction (on the webhook_event_done index),
     until none is left or `budget_seconds` have passed; returns how many were deleted. The next run goes on where this one
     stopped. The conditions are repeated outside the id subquery so that PostgreSQL checks them again on a row an admin
     replay changed meanwhile (it is then kept)."""
