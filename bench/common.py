@@ -65,7 +65,7 @@ def start_celery_worker(env: dict, *, concurrency: int = 1, name: str = "bench")
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=WARNING", f"--concurrency={concurrency}",
          *([f"--pool={os.environ['BENCH_POOL']}"] if os.environ.get("BENCH_POOL") else []),
-         "--without-gossip", "--without-mingle", "-n", f"{name}-{os.getpid()}@%h"],
+         "--without-gossip", "--without-mingle", "-X", "documents", "-n", f"{name}-{os.getpid()}@%h"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from config.keys import DEVELOPMENT_SECRET_KEY, production_key_problems
 
@@ -129,6 +130,10 @@ DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 USING_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 if USING_POSTGRES and DB_PREPARED_STATEMENTS:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 0)
+elif USING_POSTGRES:
+    # None: psycopg never prepares, not even a statement run five times (its default threshold) — behind PgBouncer in
+    # transaction mode the next statement may run on another server connection, where the prepared one does not exist.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -249,6 +254,14 @@ WEBHOOK_TASK_BATCH_SIZE = max(1, int(os.environ.get("WEBHOOK_TASK_BATCH_SIZE", "
 # Event processing commits without waiting for the disk flush; a lost commit is replayed from the inbox
 # (why that is safe: webhooks.services.replayable_commits). false waits for every flush.
 WEBHOOK_ASYNC_COMMIT = env_bool("WEBHOOK_ASYNC_COMMIT", True)
+# Processed (and ignored) events are deleted from the inbox this many days after processing (webhooks.retention); it
+# must exceed Stripe's 30-day replay window (a system check refuses less). Failed and unprocessed events are kept.
+WEBHOOK_RETENTION_DAYS = int(os.environ.get("WEBHOOK_RETENTION_DAYS", "45"))
+# Per-entity fairness: each setting's events go to one of this many lanes (queues webhooks.0 .. webhooks.N-1, the lane
+# is the setting id modulo N). A worker consumes every lane, and kombu's Redis transport rotates over its queues
+# after each message, so a month-end burst of one entity waits in its own lane while the others go on.
+WEBHOOK_LANES = max(1, int(os.environ.get("WEBHOOK_LANES", "8")))
+WEBHOOK_LANE_PREFIX = "webhooks."
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
@@ -280,6 +293,12 @@ CELERY_TASK_PUBLISH_RETRY = False
 DOCUMENTS_QUEUE = "documents"
 CELERY_TASK_ROUTES = {"receipts.tasks.*": {"queue": DOCUMENTS_QUEUE}, "reminders.tasks.*": {"queue": DOCUMENTS_QUEUE},
                       "disputes.tasks.*": {"queue": DOCUMENTS_QUEUE}}
+# The queues a worker started without -Q consumes: the default one (beat's tasks and the rest), every webhook lane and the
+# documents queue. The events worker excludes documents (`-X documents`), the documents worker takes only it (`-Q documents`),
+# so no command line lists the lanes and changing WEBHOOK_LANES needs no other change.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in
+                      ["celery", *(f"{WEBHOOK_LANE_PREFIX}{lane}" for lane in range(WEBHOOK_LANES)), DOCUMENTS_QUEUE]]
 CELERY_BEAT_SCHEDULE = {
     "webhooks-requeue-received-events": {
         "task": "webhooks.tasks.requeue_stale_events",
@@ -310,6 +329,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=15, hour="*/6"),
     },
     # Payouts whose events were missed, and mismatched payouts matched again (payments.tasks.PAYOUT_CATCH_UP_DAYS).
+    # Processed events past WEBHOOK_RETENTION_DAYS, in small batches within a time budget (webhooks.retention).
+    "webhooks-purge-old-events": {
+        "task": "webhooks.tasks.purge_old_events",
+        "schedule": crontab(minute=40, hour=3),
+    },
     "payments-reconcile-recent-payouts": {
         "task": "payments.tasks.reconcile_recent_payouts",
         "schedule": crontab(minute=30, hour=5),

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
                   f"to {webhook_url}.\nThe payment page offers offline test payments (no real money, no Stripe.js).")
         if env.get("CELERY_BROKER_URL") or env.get("REDIS_URL"):
             children.append(subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "--concurrency=2",
-                                              "--loglevel=WARNING", "-Q", "celery,documents"], cwd=ROOT, env=env))
+                                              "--loglevel=WARNING"], cwd=ROOT, env=env))  # all queues (CELERY_TASK_QUEUES)
             print("Tasks: Celery worker (with beat) on", env.get("CELERY_BROKER_URL") or env.get("REDIS_URL"))
         else:
             print("Tasks: in-process after each commit (set REDIS_URL to use a Celery worker).")

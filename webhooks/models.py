@@ -42,7 +42,11 @@ class WebhookEvent(models.Model):
         # Only the events still to do are indexed (what requeue and the admin's "failed" view look for):
         # processed events, nearly all of them, cost no index entry after their update.
         indexes = [models.Index(fields=["status", "received_at"], name="webhook_event_todo",
-                                condition=Q(status__in=["received", "failed"]))]
+                                condition=Q(status__in=["received", "failed"])),
+                   # What retention deletes, oldest first (webhooks.services.purge_old_events). Written when an event is
+                   # finished, by the worker, never on the ingest path.
+                   models.Index(fields=["processed_at"], name="webhook_event_done",
+                                condition=Q(status__in=["processed", "ignored"]))]
         constraints = [
             models.UniqueConstraint(
                 fields=["stripe_account_id", "stripe_event_id"],

@@ -15,7 +15,8 @@ that a real worker consumes it). Other brokers go through Celery's publish.
 
 Each message carries up to WEBHOOK_TASK_BATCH_SIZE event ids (process_webhook_events): in a burst a
 worker then pays Celery's per-task work once per batch instead of once per event, while a quiet endpoint
-still gets one small task per linger window.
+still gets one small task per linger window. The ids are (event id, setting id) pairs: each event goes to its
+setting's lane (webhooks.lanes) and a batch never mixes lanes.
 
 In-process (eager) Celery — tests and the demo without a broker — publishes synchronously instead.
 """
@@ -42,24 +43,23 @@ MAX_BATCH = 500
 
 
 class RedisTaskWriter:
-    """Celery protocol 2 messages for process_webhook_events(event_ids), pushed to the default queue."""
+    """Celery protocol 2 messages for process_webhook_events(event_ids), pushed to the lane queue of each event's setting."""
 
-    def __init__(self, broker_url: str, *, queue: str, time_limits: tuple, batch_size: int = 1, origin: str | None = None):
+    def __init__(self, broker_url: str, *, time_limits: tuple, batch_size: int = 1, origin: str | None = None):
         import redis
 
         self.client = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=3)
-        self.queue = queue
         self.time_limits = list(time_limits)
         self.batch_size = batch_size
         self.origin = origin or f"gen{os.getpid()}@{socket.gethostname()}"
         self._template = self._message_template()
         self._body_template = b'[[[%s]], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'
 
-    def message(self, event_ids: list[int]) -> str:
+    def message(self, event_ids: list[int], queue: str) -> str:
         task_id = str(uuid.uuid4())
         ids = ", ".join(str(int(event_id)) for event_id in event_ids)
         body = base64.b64encode(self._body_template % ids.encode()).decode()
-        return self._template.format(task_id=task_id, body=body, event_ids=ids, delivery_tag=uuid.uuid4())
+        return self._template.format(task_id=task_id, body=body, event_ids=ids, delivery_tag=uuid.uuid4(), queue=queue)
 
     def _message_template(self) -> str:
         """The JSON message with placeholders, built once (json.dumps per message costs more than the LPUSH)."""
@@ -74,50 +74,57 @@ class RedisTaskWriter:
                         "argsrepr": f"([{marker.format('event_ids')}],)", "kwargsrepr": "{}", "origin": self.origin, "ignore_result": True,
                         "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {}},
             "properties": {"correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
-                           "delivery_info": {"exchange": "", "routing_key": self.queue}, "priority": 0, "body_encoding": "base64",
+                           "delivery_info": {"exchange": "", "routing_key": marker.format("queue")}, "priority": 0,
+                           "body_encoding": "base64",
                            "delivery_tag": marker.format("delivery_tag")},
         })
         escaped = message.replace("{", "{{").replace("}", "}}")
-        for name in ("task_id", "body", "event_ids", "delivery_tag"):
+        for name in ("task_id", "body", "event_ids", "delivery_tag", "queue"):
             escaped = escaped.replace(json.dumps(marker.format(name))[1:-1], "{" + name + "}")
         return escaped
 
-    def publish(self, event_ids: list[int]) -> None:
-        # One LPUSH with many values = one round trip; the worker pops from the other end, so order is kept.
-        batches = [event_ids[start:start + self.batch_size] for start in range(0, len(event_ids), self.batch_size)]
-        self.client.lpush(self.queue, *[self.message(batch) for batch in batches])
+    def publish(self, events: list[tuple[int, int]]) -> None:
+        """(event id, setting id) pairs: one LPUSH per lane (the lanes of one linger window's webhooks, usually one or two;
+        the round trips are this background thread's, not a request's); the worker pops from the other end, so each lane
+        keeps its order."""
+        from webhooks.lanes import by_lane
+
+        for queue, event_ids in by_lane(events).items():
+            batches = [event_ids[start:start + self.batch_size] for start in range(0, len(event_ids), self.batch_size)]
+            self.client.lpush(queue, *[self.message(batch, queue) for batch in batches])
 
 
 def redis_writer_from_settings() -> RedisTaskWriter | None:
-    """The fast writer when the broker is Redis and the task goes to the default queue; else None."""
+    """The fast writer when the broker is Redis; else None. Routes do not matter: the lane is the queue (webhooks.lanes)."""
     from django.conf import settings
 
     from config.celery import app
 
     url = settings.CELERY_BROKER_URL or ""
-    if not url.startswith(("redis://", "rediss://")) or app.conf.task_routes:
+    if not url.startswith(("redis://", "rediss://")):
         return None
-    return RedisTaskWriter(url, queue=app.conf.task_default_queue, batch_size=settings.WEBHOOK_TASK_BATCH_SIZE,
+    return RedisTaskWriter(url, batch_size=settings.WEBHOOK_TASK_BATCH_SIZE,
                            time_limits=(app.conf.task_time_limit, app.conf.task_soft_time_limit))
 
 
 class BackgroundPublisher:
-    def __init__(self, publish: Callable[[list[int]], object], writer_factory: Callable[[], RedisTaskWriter | None] | None = None,
+    def __init__(self, publish: Callable[[list], object], writer_factory: Callable[[], RedisTaskWriter | None] | None = None,
                  linger: float = 0.0):
         self._publish = publish
         self._linger = linger
         self._writer_factory = writer_factory
         self._writer: RedisTaskWriter | None = None
-        self._queue: SimpleQueue[int] = SimpleQueue()
+        self._queue: SimpleQueue = SimpleQueue()
         self._pending = 0
         self._pid: int | None = None
         self._lock = threading.Lock()
 
-    def submit(self, event_id: int) -> None:
+    def submit(self, item) -> None:
+        """`item`: what publish and the writer take a list of (an (event id, setting id) pair in the webhook view)."""
         self._ensure_thread()
         with self._lock:
             self._pending += 1
-        self._queue.put(event_id)
+        self._queue.put(item)
 
     def _ensure_thread(self) -> None:
         if self._pid == os.getpid():
@@ -154,7 +161,7 @@ class BackgroundPublisher:
                 with self._lock:
                     self._pending -= len(batch)
 
-    def _publish_batch(self, batch: list[int]) -> None:
+    def _publish_batch(self, batch: list) -> None:
         if self._writer is not None:
             try:
                 self._writer.publish(batch)
@@ -181,7 +188,7 @@ def _flush_at_exit(publisher: BackgroundPublisher) -> None:
         logger.warning("Exiting with webhook tasks not yet published; Celery beat will re-enqueue their events.")
 
 
-def make_publisher(publish: Callable[[list[int]], object]) -> BackgroundPublisher:
+def make_publisher(publish: Callable[[list], object]) -> BackgroundPublisher:
     from django.conf import settings
 
     publisher = BackgroundPublisher(publish, writer_factory=redis_writer_from_settings,

@@ -127,7 +127,7 @@ def store_event(setting, event: dict, raw_body: bytes | str | None = None) -> tu
                                      payload=raw_body, status=EventStatus.RECEIVED), unless_conflict=True)
     if stored is None:
         return None, False
-    transaction.on_commit(partial(enqueue_event, stored.pk))
+    transaction.on_commit(partial(enqueue_event, stored.pk, setting.pk))
     return stored.pk, True
 
 
@@ -144,15 +144,15 @@ def store_event_with_reconnect(setting, event: dict, body: bytes) -> tuple[int |
         return store_event(setting, event, raw_body=body)
 
 
-def enqueue_event(event_id: int) -> bool:
-    """Publish the processing task: from a background thread with a real broker (webhooks/publisher.py),
-    at once when Celery runs in-process. Runs after the commit that stored the event."""
+def enqueue_event(event_id: int, setting_id: int) -> bool:
+    """Publish the processing task to the setting's lane (webhooks.lanes): from a background thread with a real broker
+    (webhooks/publisher.py), at once when Celery runs in-process. Runs after the commit that stored the event."""
     from django.conf import settings
 
     if settings.WEBHOOK_PUBLISH_IN_BACKGROUND and not settings.CELERY_TASK_ALWAYS_EAGER:
-        _background_publisher().submit(event_id)
+        _background_publisher().submit((event_id, setting_id))
         return True
-    return enqueue_event_now(event_id)
+    return enqueue_event_now(event_id, setting_id)
 
 
 _publisher = None
@@ -167,12 +167,13 @@ def _background_publisher():
     return _publisher
 
 
-def enqueue_event_now(event_id: int) -> bool:
+def enqueue_event_now(event_id: int, setting_id: int) -> bool:
     """Publish the processing task; a broker outage is logged, the beat task re-enqueues later."""
+    from webhooks.lanes import lane_queue
     from webhooks.tasks import process_webhook_event
 
     try:
-        process_webhook_event.delay(event_id)
+        process_webhook_event.apply_async((event_id,), queue=lane_queue(setting_id))
     except Exception as exc:  # kombu/redis raise many types; the event is safe in the inbox either way
         logger.warning("Could not enqueue webhook event %s (%s: %s); it will be re-enqueued.", event_id, type(exc).__name__, exc)
         return False
@@ -186,42 +187,48 @@ def event_batches(event_ids: list[int]) -> list[list[int]]:
     return [event_ids[start:start + size] for start in range(0, len(event_ids), size)]
 
 
-def enqueue_events_now(event_ids: list[int]) -> int:
-    """Publish processing tasks of up to WEBHOOK_TASK_BATCH_SIZE events each; returns how many events were enqueued
-    (a broker outage is logged: the events stay `received` and beat re-enqueues them)."""
+def enqueue_events_now(events: list[tuple[int, int]]) -> int:
+    """Publish processing tasks of up to WEBHOOK_TASK_BATCH_SIZE events each, to the lane of each event's setting
+    ((event id, setting id) pairs); returns how many events were enqueued (a broker outage is logged: the events stay
+    `received` and beat re-enqueues them)."""
     from django.conf import settings
 
+    from webhooks.lanes import by_lane
     from webhooks.tasks import process_webhook_events
 
+    events = list(events)
     if settings.CELERY_TASK_ALWAYS_EAGER:  # in-process: each event with the single task's retries
-        return sum(1 for event_id in event_ids if enqueue_event_now(event_id))
+        return sum(1 for event_id, setting_id in events if enqueue_event_now(event_id, setting_id))
     enqueued = 0
-    for batch in event_batches(list(event_ids)):
-        try:
-            process_webhook_events.delay(batch)
-        except Exception as exc:
-            logger.warning("Could not enqueue %s webhook events (%s: %s); they will be re-enqueued.", len(batch), type(exc).__name__, exc)
-            return enqueued
-        enqueued += len(batch)
+    for queue, event_ids in by_lane(events).items():
+        for batch in event_batches(event_ids):
+            try:
+                process_webhook_events.apply_async((batch,), queue=queue)
+            except Exception as exc:
+                logger.warning("Could not enqueue %s webhook events (%s: %s); they will be re-enqueued.", len(batch),
+                               type(exc).__name__, exc)
+                return enqueued
+            enqueued += len(batch)
     return enqueued
 
 
 def requeue_stale_events(*, older_than: timedelta = timedelta(minutes=1), limit: int = 1000) -> int:
     """Re-enqueue events still `received` after `older_than` (the broker was down, or a worker died)."""
     cutoff = timezone.now() - older_than
-    ids = list(WebhookEvent.objects.filter(status=EventStatus.RECEIVED, received_at__lt=cutoff)
-               .order_by("received_at").values_list("id", flat=True)[:limit])
-    return enqueue_events_now(ids)
+    events = list(WebhookEvent.objects.filter(status=EventStatus.RECEIVED, received_at__lt=cutoff)
+                  .order_by("received_at").values_list("id", "provider_setting_id")[:limit])
+    return enqueue_events_now(events)
 
 
 def replay_events(event_ids) -> int:
     """Admin replay: failed (or any) events go back to `received` and are enqueued after commit."""
     ids = list(event_ids)
     with transaction.atomic():
+        events = list(WebhookEvent.objects.filter(id__in=ids).values_list("id", "provider_setting_id"))
         WebhookEvent.objects.filter(id__in=ids).update(status=EventStatus.RECEIVED, last_error="", processed_at=None)
-        for event_id in ids:
-            transaction.on_commit(partial(enqueue_event, event_id))
-    return len(ids)
+        for event_id, setting_id in events:
+            transaction.on_commit(partial(enqueue_event, event_id, setting_id))
+    return len(events)
 
 
 CLAIM_FIELDS = ("id", "provider_setting_id", "type", "status", "stripe_created", "payload")
@@ -316,3 +323,40 @@ def ingest_fetched_event(setting, event: dict) -> bool:
         return False
     _, created = store_event(setting, event)
     return created
+
+
+# --- Retention ------------------------------------------------------------------------------------------------------
+# Deleting a thousand rows is a few milliseconds of row locks on rows nobody else touches: ingest (INSERTs) and
+# processing (rows still `received`) never wait on it, and each batch commits on its own.
+PURGE_BATCH_SIZE = 1000
+
+
+def purgeable_events(*, now: datetime | None = None):
+    """Processed and ignored events finished more than WEBHOOK_RETENTION_DAYS ago. Failed events (to replay after a fix)
+    and unprocessed ones are never purgeable, however old."""
+    from django.conf import settings
+
+    cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
+    return WebhookEvent.objects.filter(status__in=DONE, processed_at__lt=cutoff)
+
+
+def purge_old_events(*, budget_seconds: float = 300.0, batch_size: int = PURGE_BATCH_SIZE, now: datetime | None = None) -> int:
+    """Purgeable events go, oldest first, `batch_size` per statement and transaction (on the webhook_event_done index),
+    until none is left or `budget_seconds` have passed; returns how many were deleted. The next run goes on where this one
+    stopped. The conditions are repeated outside the id subquery so that PostgreSQL checks them again on a row an admin
+    replay changed meanwhile (it is then kept)."""
+    from django.db.models import Subquery
+
+    deadline = time.monotonic() + budget_seconds
+    purgeable = purgeable_events(now=now)
+    deleted = 0
+    while True:
+        batch = Subquery(purgeable.order_by("processed_at").values("pk")[:batch_size])
+        with transaction.atomic():
+            count, _ = purgeable.filter(pk__in=batch).delete()
+        deleted += count
+        if count < batch_size or time.monotonic() >= deadline:
+            break
+    if deleted:
+        logger.info("Retention: %s webhook events processed more than the retention period ago were deleted.", deleted)
+    return deleted

@@ -10,6 +10,7 @@ from django.db import DatabaseError
 from providers.stripe.gateway import StripeRequestRefused
 from receipts.tasks import in_one_task as receipts_in_one_task
 from webhooks import services
+from webhooks.lanes import lane_queue
 from webhooks.models import EventStatus
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def _process_batch(events, outcomes: dict[int, tuple[str, str]], deadline: float
     try:
         for index, event in enumerate(events):
             if time.monotonic() > deadline:
-                services.enqueue_events_now([later.pk for later in events[index:]])
+                services.enqueue_events_now([(later.pk, later.provider_setting_id) for later in events[index:]])
                 break
             try:
                 outcomes[event.pk] = services.process_claimed_event(event)
@@ -78,22 +79,23 @@ def _process_batch(events, outcomes: dict[int, tuple[str, str]], deadline: float
                 # The task's time is up (a database or Stripe that hangs): this event and the rest go to new tasks now,
                 # before the hard limit kills the process and the outcomes recorded so far with it.
                 logger.warning("Webhook batch out of time at event %s; %s events handed to new tasks.", event.pk, len(events) - index)
-                services.enqueue_events_now([later.pk for later in events[index:]])
+                services.enqueue_events_now([(later.pk, later.provider_setting_id) for later in events[index:]])
                 break
             except PERMANENT_ERRORS as exc:
                 logger.error("Webhook event %s cannot be processed: %s: %s", event.pk, type(exc).__name__, exc)
                 outcomes[event.pk] = (EventStatus.FAILED, f"{type(exc).__name__}: {exc}")
             except Exception as exc:
-                _retry_alone(event.pk, f"{type(exc).__name__}: {exc}")
+                _retry_alone(event.pk, event.provider_setting_id, f"{type(exc).__name__}: {exc}")
     finally:
         services.finish_events(outcomes)
 
 
-def _retry_alone(event_id: int, message: str) -> None:
-    """The first attempt failed inside a batch: record it and schedule the second with the single task's backoff."""
+def _retry_alone(event_id: int, setting_id: int, message: str) -> None:
+    """The first attempt failed inside a batch: record it and schedule the second with the single task's backoff, in the
+    same lane (a retry of a delayed task is published again to the queue it came from: Task.retry keeps delivery_info)."""
     try:
         services.record_event_error(event_id, message)
-        process_webhook_event.apply_async((event_id,), countdown=2, retries=1)
+        process_webhook_event.apply_async((event_id,), countdown=2, retries=1, queue=lane_queue(setting_id))
     except Exception as exc:  # database or broker down: the event stays `received` and beat re-enqueues it
         logger.warning("Could not schedule a retry of webhook event %s (%s: %s); beat will re-enqueue it.", event_id,
                        type(exc).__name__, exc)
@@ -102,3 +104,9 @@ def _retry_alone(event_id: int, message: str) -> None:
 @shared_task(name="webhooks.tasks.requeue_stale_events")
 def requeue_stale_events():
     return services.requeue_stale_events()
+
+
+@shared_task(name="webhooks.tasks.purge_old_events", soft_time_limit=360, time_limit=420)
+def purge_old_events(budget_seconds: float = 300.0):
+    """Daily (beat): processed events past the retention period, in small batches, for at most `budget_seconds`."""
+    return services.purge_old_events(budget_seconds=budget_seconds)

@@ -103,7 +103,7 @@ class E2EStack:
         self._spawn("web", [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{self.web_port}",
                             "--workers", "2", "--timeout", "60", "--access-logfile", "-"])
         self._spawn("worker", [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency=2", "--loglevel=INFO",
-                               "--without-gossip", "--without-mingle", "-n", f"e2e-{os.getpid()}@%h", "-Q", "celery,documents"])
+                               "--without-gossip", "--without-mingle", "-n", f"e2e-{os.getpid()}@%h"])  # all queues: default, lanes, documents
         wait_port(self.web_port)
         self.wait_for(lambda: self.worker_ready(), timeout=60, what="the Celery worker to be ready")
         return self

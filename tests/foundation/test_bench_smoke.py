@@ -15,5 +15,5 @@ def test_benchmarks_run_in_quick_mode():
     result = subprocess.run([sys.executable, "-m", "bench", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for heading in ("Webhook ingest", "Event processing", "Time to books", "Refund of a payment split", "Payment page", "Payout reconciliation",
-                    "Finance dashboard"):
+                    "Finance dashboard", "Inbox retention"):
         assert heading in result.stdout

@@ -98,6 +98,8 @@ def test_requeue_publishes_batches(setting, settings, celery_conf):
 
     import redis
 
+    from webhooks.lanes import lane_queue
+
     url = "redis://127.0.0.1:6379/14"
     client = redis.Redis.from_url(url)
     client.flushdb()
@@ -108,7 +110,8 @@ def test_requeue_publishes_batches(setting, settings, celery_conf):
     WebhookEvent.objects.update(received_at="2020-01-01T00:00:00Z")
     try:
         assert services.requeue_stale_events() == 10
-        messages = [json.loads(message) for message in client.lrange("celery", 0, -1)]
+        messages = [json.loads(message) for message in client.lrange(lane_queue(setting.pk), 0, -1)]
+        assert client.llen("celery") == 0  # in the setting's lane, not the default queue
     finally:
         client.flushdb()
     assert {message["headers"]["task"] for message in messages} == {"webhooks.tasks.process_webhook_events"}

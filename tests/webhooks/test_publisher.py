@@ -4,7 +4,9 @@ import base64
 import json
 
 import pytest
+from django.conf import settings
 
+from webhooks.lanes import lane_queue
 from webhooks.publisher import BackgroundPublisher, RedisTaskWriter
 
 
@@ -63,7 +65,6 @@ def test_without_a_redis_broker_it_publishes_through_celery():
 def test_the_message_is_the_one_celery_writes():
     """Same protocol-2 message as Celery's own publish (a real worker consumes it: tests/e2e, tests/foundation)."""
     import redis
-    from django.conf import settings
 
     from config.celery import app
 
@@ -71,30 +72,46 @@ def test_the_message_is_the_one_celery_writes():
     client = redis.Redis.from_url(url)
     client.flushdb()
     with app.connection_for_write(url) as connection:
-        app.send_task("webhooks.tasks.process_webhook_events", args=([42, 43],), connection=connection,
+        app.send_task("webhooks.tasks.process_webhook_events", args=([42, 43],), connection=connection, queue=lane_queue(3),
                       time_limit=settings.CELERY_TASK_TIME_LIMIT, soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT, ignore_result=True)
-    theirs = json.loads(client.rpop("celery"))
-    RedisTaskWriter(url, queue="celery", time_limits=(settings.CELERY_TASK_TIME_LIMIT, settings.CELERY_TASK_SOFT_TIME_LIMIT),
-                    batch_size=2).publish([42, 43])
-    ours = json.loads(client.rpop("celery"))
-    assert client.llen("celery") == 0  # two ids, one message
+    theirs = json.loads(client.rpop(lane_queue(3)))
+    RedisTaskWriter(url, time_limits=(settings.CELERY_TASK_TIME_LIMIT, settings.CELERY_TASK_SOFT_TIME_LIMIT),
+                    batch_size=2).publish([(42, 3), (43, 3)])
+    ours = json.loads(client.rpop(lane_queue(3)))
+    assert client.llen(lane_queue(3)) == 0  # two ids of one setting, one message in its lane
     client.flushdb()
     assert ours.keys() == theirs.keys()
     assert ours["headers"].keys() == theirs["headers"].keys() and ours["properties"].keys() == theirs["properties"].keys()
     for key in ("task", "timelimit", "retries", "argsrepr", "kwargsrepr", "ignore_result", "lang"):
         assert ours["headers"][key] == theirs["headers"][key], key
-    for key in ("delivery_info", "delivery_mode", "priority", "body_encoding"):
+    for key in ("delivery_mode", "priority", "body_encoding"):
         assert ours["properties"][key] == theirs["properties"][key], key
+    # Celery names its exchange, we push to the list directly (the anonymous exchange): the same queue either way, and a
+    # retry (Task.signature_from_request) goes back to it.
+    assert ours["properties"]["delivery_info"] == {"exchange": "", "routing_key": lane_queue(3)}
+    assert theirs["properties"]["delivery_info"]["routing_key"] == lane_queue(3)
     assert json.loads(base64.b64decode(ours["body"])) == json.loads(base64.b64decode(theirs["body"]))
     assert ours["content-type"] == theirs["content-type"] and ours["content-encoding"] == theirs["content-encoding"]
 
 
-def test_the_writer_puts_up_to_batch_size_ids_in_each_message():
-    writer = RedisTaskWriter("redis://127.0.0.1:6379/14", queue="celery", time_limits=(120, 90), batch_size=3)
-    pushed = []
-    writer.client = type("Client", (), {"lpush": lambda self, queue, *messages: pushed.extend(messages)})()
-    writer.publish(list(range(1, 8)))
-    bodies = [json.loads(base64.b64decode(json.loads(message)["body"]))[0][0] for message in pushed]
-    argsreprs = [json.loads(message)["headers"]["argsrepr"] for message in pushed]
-    assert bodies == [[1, 2, 3], [4, 5, 6], [7]]
-    assert argsreprs == ["([1, 2, 3],)", "([4, 5, 6],)", "([7],)"]
+class RecordingClient:
+    def __init__(self):
+        self.pushed: dict[str, list[str]] = {}
+        self.round_trips = 0
+
+    def lpush(self, queue, *messages):
+        self.round_trips += 1
+        self.pushed.setdefault(queue, []).extend(messages)
+
+
+def test_the_writer_puts_up_to_batch_size_ids_of_one_lane_in_each_message():
+    writer = RedisTaskWriter("redis://127.0.0.1:6379/14", time_limits=(120, 90), batch_size=3)
+    writer.client = RecordingClient()
+    writer.publish([(event_id, 1) for event_id in range(1, 8)] + [(8, 2), (9, 1 + settings.WEBHOOK_LANES)])
+    assert writer.client.round_trips == 2  # one LPUSH per lane
+    bodies = {queue: [json.loads(base64.b64decode(json.loads(message)["body"]))[0][0] for message in messages]
+              for queue, messages in writer.client.pushed.items()}
+    argsreprs = [json.loads(message)["headers"]["argsrepr"] for message in writer.client.pushed[lane_queue(1)]]
+    # Setting 1 + lanes shares setting 1's lane; batches never mix lanes.
+    assert bodies == {lane_queue(1): [[1, 2, 3], [4, 5, 6], [7, 9]], lane_queue(2): [[8]]}
+    assert argsreprs == ["([1, 2, 3],)", "([4, 5, 6],)", "([7, 9],)"]
