@@ -39,7 +39,7 @@ class AccountAdmin(admin.ModelAdmin):
     def auto_assign_action(self, request, queryset):
         for account in queryset:
             for currency in account.balances.values_list("currency", flat=True).distinct():
-                count = ledger.auto_assign(account=account, currency=currency)
+                count = ledger.auto_assign(account=account, currency=currency, user=request.user)
                 self.message_user(request, f"{account}: {count} assignment(s) in {currency}.")
 
 
@@ -171,7 +171,7 @@ class BalanceAdmin(WrittenByTheLedger, admin.ModelAdmin):
                 form.add_error("document", "No invoice or credit note has this number.")
             else:
                 try:
-                    moved = ledger.relink_balance(balance, document=document, amount=form.cleaned_data["amount"])
+                    moved = ledger.relink_balance(balance, document=document, amount=form.cleaned_data["amount"], user=request.user)
                 except ledger.BillingError as exc:
                     form.add_error(None, str(exc))
                 else:
@@ -187,7 +187,7 @@ class BalanceAdmin(WrittenByTheLedger, admin.ModelAdmin):
         if request.method != "POST" or not self._may_relink(request, balance):
             raise PermissionDenied
         try:
-            ledger.unassign_balance(balance)
+            ledger.unassign_balance(balance, user=request.user)
             self.message_user(request, "The balance is no longer assigned; its document's open amount grew back.", messages.SUCCESS)
         except ledger.BillingError as exc:
             self.message_user(request, str(exc), messages.ERROR)

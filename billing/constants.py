@@ -1,6 +1,7 @@
 """The vocabulary of the books, in one place."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class InvoiceKind(models.TextChoices):
@@ -64,3 +65,20 @@ class DisputeLeg(models.TextChoices):
 
 
 PROVIDER_STRIPE = "stripe"
+
+
+class AuditAction(models.TextChoices):
+    """What a person (or the system) did to money: the audit trail's vocabulary (SPEC §13)."""
+
+    REFUND_REQUESTED = "refund_requested", _("Refund requested")
+    OVERREFUND_CONFIRMED = "overrefund_confirmed", _("Overrefund confirmed")
+    BALANCE_ASSIGNED = "balance_assigned", _("Balance assigned")
+    BALANCE_RELINKED = "balance_relinked", _("Balance re-linked")
+    BALANCE_UNASSIGNED = "balance_unassigned", _("Balance unassigned")
+    CREDIT_NOTE_ASSIGNED = "credit_note_assigned", _("Credit note assigned")
+    ENTRY_RESOLVED = "entry_resolved", _("Payment entry resolved")
+    ENTRY_CLOSED = "entry_closed", _("Payment entry closed")
+    EVENT_REPLAYED = "event_replayed", _("Webhook event replayed")
+    PAYMENT_LINK_EMAILED = "payment_link_emailed", _("Payment link emailed")
+    OFF_SESSION_ATTEMPTED = "off_session_attempted", _("Off-session collection attempted")
+    PROVIDER_SETTING_CHANGED = "provider_setting_changed", _("Provider setting changed")

@@ -9,8 +9,11 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.constants import (
+    AuditAction,
     BalanceStatus,
     BalanceType,
     InvoiceKind,
@@ -215,3 +218,44 @@ class PaymentEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.transaction_number} {self.amount} {self.currency}"
+
+
+class AuditEntry(models.Model):
+    """One thing a person (or the system, user empty) did to money, written by the service that did it in the same
+    transaction (billing.audit.record_audit). Never edited: the admin shows it read-only.
+
+    The invoice and balance are plain references without a database constraint: the trail must outlive (and never
+    block) a balance the ledger removes, and its `object_label` keeps it readable then.
+    """
+
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+", help_text=_("Empty: the system (a scheduled task, a webhook)."))
+    action = models.CharField(_("action"), max_length=32, choices=AuditAction.choices)
+    object_type = models.CharField(_("object type"), max_length=64)
+    object_id = models.CharField(_("object id"), max_length=64)
+    object_label = models.CharField(_("object"), max_length=255)
+    invoice = models.ForeignKey(Invoice, verbose_name=_("invoice"), null=True, blank=True, on_delete=models.DO_NOTHING,
+                                db_constraint=False, db_index=False, related_name="audit_entries")
+    balance = models.ForeignKey(Balance, verbose_name=_("balance"), null=True, blank=True, on_delete=models.DO_NOTHING,
+                                db_constraint=False, db_index=False, related_name="audit_entries")
+    amount_before = models.DecimalField(_("amount before"), null=True, blank=True, **MONEY)
+    amount_after = models.DecimalField(_("amount after"), null=True, blank=True, **MONEY)
+    currency = models.CharField(_("currency"), max_length=3, blank=True)
+    detail = models.CharField(_("detail"), max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit trail")
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="audit_newest_first"),
+            models.Index(fields=["action", "-created_at"], name="audit_by_action"),
+            models.Index(fields=["user", "-created_at"], name="audit_by_user"),
+            models.Index(fields=["invoice", "-created_at"], name="audit_by_invoice", condition=Q(invoice__isnull=False)),
+            models.Index(fields=["balance", "-created_at"], name="audit_by_balance", condition=Q(balance__isnull=False)),
+            models.Index(fields=["object_type", "object_id"], name="audit_by_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.object_label}"

@@ -119,7 +119,7 @@ class InvoiceWithPaymentsAdmin(InvoiceAdmin):
 
         for invoice in queryset:
             try:
-                send_payment_link(invoice)
+                send_payment_link(invoice, user=request.user)
                 self.message_user(request, f"Payment link for {invoice.number} sent to {invoice.account.email}.", messages.SUCCESS)
             except PaymentNotPossible as exc:
                 self.message_user(request, f"{invoice.number}: {exc}", messages.ERROR)
@@ -131,7 +131,7 @@ class InvoiceWithPaymentsAdmin(InvoiceAdmin):
 
         for invoice in queryset:
             try:
-                outcome = collect_invoice_off_session(invoice)
+                outcome = collect_invoice_off_session(invoice, user=request.user)
             except PaymentNotPossible as exc:
                 outcome = str(exc)
             self.message_user(request, f"{invoice.number}: {outcome.replace('_', ' ')}.")
