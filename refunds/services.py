@@ -62,6 +62,8 @@ class RefundResult:
     request: RefundRequest
     refund_balances: Sequence[Balance] = field(default_factory=list)
     payment_balances: Sequence[Balance] = field(default_factory=list)
+    # True when the idempotency key had been used already (a resubmitted form, a client retry): nothing new happened.
+    already_requested: bool = False
 
 
 # --- Validation ----------------------------------------------------------------------------------
@@ -129,7 +131,7 @@ def refund_payment_balance(balance: Balance, *, amount, requested_by=None, confi
     if idempotency_key:
         existing = RefundRequest.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
-            return _result_of(existing)
+            return _result_of(existing, already_requested=True)
 
     with transaction.atomic():
         # Serialises refunds of one charge: two staff at once cannot both pass the check below.
@@ -144,7 +146,7 @@ def refund_payment_balance(balance: Balance, *, amount, requested_by=None, confi
                     idempotency_key=idempotency_key or f"refund-{uuid.uuid4()}",
                 )
         except IntegrityError:  # the same idempotency key won a race: that request is the one
-            return _result_of(RefundRequest.objects.get(idempotency_key=idempotency_key))
+            return _result_of(RefundRequest.objects.get(idempotency_key=idempotency_key), already_requested=True)
         _audit_refund_request(request, balance, refundable=refundable, overrefund=overrefund)
 
     stripe_refund = _create_stripe_refund(request)
@@ -184,11 +186,11 @@ def _create_stripe_refund(request: RefundRequest) -> dict:
         raise RefundError(f"Stripe refused the refund: {exc}") from None
 
 
-def _result_of(request: RefundRequest) -> RefundResult:
+def _result_of(request: RefundRequest, *, already_requested: bool = False) -> RefundResult:
     refunds = list(Balance.objects.filter(stripe_refund_id=request.stripe_refund_id, type=BalanceType.REFUND).order_by("id")) \
         if request.stripe_refund_id else []
     payments = list(Balance.objects.filter(pk__in=[b.refunds_balance_id for b in refunds if b.refunds_balance_id]).order_by("id"))
-    return RefundResult(request=request, refund_balances=refunds, payment_balances=payments)
+    return RefundResult(request=request, refund_balances=refunds, payment_balances=payments, already_requested=already_requested)
 
 
 # --- Applying a Stripe refund to the books -------------------------------------------------------

@@ -65,7 +65,7 @@ def assign_balance(balance: Balance, *, document: Invoice, amount: Decimal | Non
 def _audit_assignment(action: AuditAction, balance: Balance, document: Invoice, before: Decimal, user, detail: str) -> None:
     """The entry of an assignment: the document's open amount before and after."""
     record_audit(action, obj=balance, user=user, invoice=document, balance=balance, before=before, after=sql.open_amount(document),
-                 currency=document.currency, detail=detail, label=f"{balance.get_type_display()} balance {balance.pk}")
+                 currency=document.currency, detail=detail, label=f"{balance.type.capitalize()} balance {balance.pk}")
 
 
 def _assign_locked(balance: Balance, document: Invoice, amount: Decimal | None) -> Balance:
