@@ -226,8 +226,7 @@ class BalanceAdmin(FormattedAmounts, WrittenByTheLedger, admin.ModelAdmin):
     and its reason one, a long Stripe transaction id is shortened (in full on hover and on the balance's page)."""
 
     change_form_template = "admin/billing/balance/change_form.html"
-    list_display = ("balance_display", "account_link", "type", "amount_display", "status", "invoice_link", "transaction_display",
-                    "lock_display")
+    list_display = ("balance_display", "account_link", "type_display", "amount_display", "invoice_link", "lock_display")
     list_display_links = ("balance_display",)
     list_filter = ("type", ("locked", LockedFilter), "status", "currency", ("is_overrefund", OverrefundFilter))
     search_fields = ("transaction_number", "stripe_refund_id", "account__name", "invoice__number")
@@ -241,22 +240,24 @@ class BalanceAdmin(FormattedAmounts, WrittenByTheLedger, admin.ModelAdmin):
 
     @admin.display(description=_("balance"), ordering="date")
     def balance_display(self, obj):
-        return format_html("{}<br><small>#{}</small>", timezone.localtime(obj.date).strftime("%Y-%m-%d %H:%M"), obj.pk)
+        moment = timezone.localtime(obj.date)
+        return format_html('<span title="{}">{}</span><br><small>#{}</small>', moment.strftime("%Y-%m-%d %H:%M"),
+                           moment.strftime("%Y-%m-%d"), obj.pk)
 
     @admin.display(description=_("account"), ordering="account__name")
     def account_link(self, obj):
         return _link("admin:billing_account_change", obj.account)
 
+    @admin.display(description=_("type"), ordering="type")
+    def type_display(self, obj):
+        return format_html("{}<br><small>{}</small>", obj.get_type_display(), obj.get_status_display())
+
     @admin.display(description=_("invoice"), ordering="invoice__number")
     def invoice_link(self, obj):
-        return _link("admin:billing_invoice_change", obj.invoice, obj.invoice.number if obj.invoice else None)
-
-    @admin.display(description=_("transaction"), ordering="transaction_number")
-    def transaction_display(self, obj):
-        number = obj.transaction_number
-        if len(number) <= 16:
-            return number or "-"
-        return format_html('<span title="{}">{}…</span>', number, number[:14])
+        number = obj.transaction_number or "-"
+        short = number if len(number) <= 14 else f"{number[:12]}…"
+        return format_html('{}<br><small title="{}">{}</small>',
+                           _link("admin:billing_invoice_change", obj.invoice, obj.invoice.number if obj.invoice else None), number, short)
 
     @admin.display(description=_("lock"), ordering="locked")
     def lock_display(self, obj):

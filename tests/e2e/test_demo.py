@@ -90,8 +90,8 @@ def test_newcomer_pays_an_invoice_and_refunds_it(demo):
     done = finance.post(refund_url, data={**form, "confirm": "Confirm refund"}, headers={"Referer": refund_url}, timeout=60)
     assert done.status_code == 200 and "Refunded 19.00 EUR through Stripe." in done.text, done.text[-2000:]
     listing = finance.get(f"{base}/admin/billing/balance/", timeout=30).text
-    amounts = sorted(re.findall(r'<td class="field-amount">([^<]+)</td>', listing))
-    assert amounts == sorted(["-250.000", "-100.000", "-19.000", "19.000"]), amounts  # DEMO-1003's, paid by the demo
+    amounts = sorted(re.findall(r'<td class="field-amount_display">([^<]+)</td>', listing))
+    assert amounts == sorted(["-250.00 EUR", "-100.00 EUR", "-19.00 EUR", "19.00 EUR"]), amounts  # DEMO-1003's, paid by the demo
     time.sleep(2)  # the refund's own webhooks arrive later and change nothing
     text = log_path.read_text()
     assert "Internal Server Error" not in text and "failed after" not in text and "cannot be processed" not in text, text[-3000:]
