@@ -9,11 +9,16 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from billing import ledger
+from billing.admin_money import FormattedAmounts, money, money_column
 from billing.constants import BalanceType, PaymentEntryStatus
 from billing.exports import Column, ExportMixin, amount_column
-from billing.models import Account, Balance, BusinessEntity, Invoice, PaymentEntry
+from billing.models import Account, AuditEntry, Balance, BusinessEntity, Invoice, PaymentEntry
 from billing.money import format_amount
 from billing.selectors import open_amount
 
@@ -36,12 +41,68 @@ class AccountAdmin(admin.ModelAdmin):
     search_fields = ("name", "email")
     actions = ["auto_assign_action"]
 
-    @admin.action(description="Assign open balances automatically (oldest first)", permissions=["change"])
+    @admin.action(description=_("Assign open balances automatically (oldest first)"), permissions=["change"])
     def auto_assign_action(self, request, queryset):
         for account in queryset:
             for currency in account.balances.values_list("currency", flat=True).distinct():
-                count = ledger.auto_assign(account=account, currency=currency)
-                self.message_user(request, f"{account}: {count} assignment(s) in {currency}.")
+                count = ledger.auto_assign(account=account, currency=currency, user=request.user)
+                self.message_user(request, gettext("%(account)s: %(count)s assignment(s) in %(currency)s.")
+                                  % {"account": account, "count": count, "currency": currency})
+
+
+# --- Links, dates and the audit trail on the pages of the books -----------------------------------
+
+
+def _link(url_name: str, obj, text=None) -> str:
+    if obj is None:
+        return "-"
+    return format_html('<a href="{}">{}</a>', reverse(url_name, args=[obj.pk]), obj if text is None else text)
+
+
+class AuditTrailInline(admin.TabularInline):
+    """The audit entries of the page's invoice or balance, newest first, read-only (the trail is never edited)."""
+
+    model = AuditEntry
+    extra = 0
+    max_num = 0
+    can_delete = False
+    verbose_name = _("audit entry")
+    verbose_name_plural = _("audit trail")
+    fields = ("created_at", "user_display", "action", "object_label", "before_display", "after_display", "detail")
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+
+    @admin.display(description=_("user"))
+    def user_display(self, obj):
+        return obj.user or gettext("system")
+
+    @admin.display(description=_("before"))
+    def before_display(self, obj):
+        return money(obj.amount_before, obj.currency)
+
+    @admin.display(description=_("after"))
+    def after_display(self, obj):
+        return money(obj.amount_after, obj.currency)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class InvoiceAuditInline(AuditTrailInline):
+    fk_name = "invoice"
+
+
+class BalanceAuditInline(AuditTrailInline):
+    fk_name = "balance"
 
 
 class BalanceInline(admin.TabularInline):
@@ -49,8 +110,9 @@ class BalanceInline(admin.TabularInline):
     fk_name = "invoice"
     extra = 0
     can_delete = False
-    fields = ("date", "type", "amount", "currency", "status", "transaction_number", "locked", "lock_reason")
+    fields = ("date", "type", "amount_display", "status", "transaction_number", "locked", "lock_reason")
     readonly_fields = fields
+    amount_display = money_column("amount", description=_("amount"))
     show_change_link = True
 
     def has_add_permission(self, request, obj=None):
@@ -58,12 +120,17 @@ class BalanceInline(admin.TabularInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(ExportMixin, admin.ModelAdmin):
-    list_display = ("number", "kind", "account", "amount_display", "open_amount_display", "status", "due_date")
+class InvoiceAdmin(ExportMixin, FormattedAmounts, admin.ModelAdmin):
+    list_display = ("number", "kind", "account_link", "amount_display", "open_amount_display", "status", "due_date")
     list_filter = ("status", "kind", "currency", "business_entity")
     search_fields = ("number", "account__name", "payment_reference")
+    list_select_related = ("account",)
     readonly_fields = ("status", "finalized_at", "cancelled_at", "open_amount_display")
-    inlines = [BalanceInline]
+    inlines = [BalanceInline, InvoiceAuditInline]
+
+    class Media:
+        css = {"all": ("billing/admin.css",)}
+
     actions = ["finalize_action", "cancel_action"]
     export_columns = [Column("number", "number"), Column("kind", "kind"), Column("account", "account__name"),
                       Column("business entity", "business_entity__name"), amount_column(), Column("currency", "currency"),
@@ -79,43 +146,46 @@ class InvoiceAdmin(ExportMixin, admin.ModelAdmin):
             fields += ["account", "business_entity", "kind", "amount", "currency"]
         return fields
 
-    @admin.display(description="amount")
-    def amount_display(self, obj):
-        return format_amount(obj.amount, obj.currency)
+    amount_display = money_column("amount", description=_("amount"))
 
-    @admin.display(description="open amount")
+    @admin.display(description=_("account"), ordering="account__name")
+    def account_link(self, obj):
+        return _link("admin:billing_account_change", obj.account)
+
+    @admin.display(description=_("open amount"))
     def open_amount_display(self, obj):
-        return format_amount(open_amount(obj), obj.currency) if obj.pk else "-"
+        return money(open_amount(obj), obj.currency) if obj.pk else "-"
 
-    @admin.action(description="Finalize selected drafts", permissions=["change"])
+    @admin.action(description=_("Finalize selected drafts"), permissions=["change"])
     def finalize_action(self, request, queryset):
-        self._run(request, queryset, ledger.finalize_invoice, "finalized")
+        self._run(request, queryset, ledger.finalize_invoice, gettext("%(number)s finalized."))
 
-    @admin.action(description="Cancel selected invoices", permissions=["change"])
+    @admin.action(description=_("Cancel selected invoices"), permissions=["change"])
     def cancel_action(self, request, queryset):
-        self._run(request, queryset, ledger.cancel_invoice, "cancelled")
+        self._run(request, queryset, ledger.cancel_invoice, gettext("%(number)s cancelled."))
 
-    def _run(self, request, queryset, service, verb):
+    def _run(self, request, queryset, service, done: str):
         for invoice in queryset:
             try:
                 service(invoice)
-                self.message_user(request, f"{invoice.number} {verb}.", messages.SUCCESS)
+                self.message_user(request, done % {"number": invoice.number}, messages.SUCCESS)
             except ledger.BillingError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
 
 
 class AssignForm(forms.Form):
-    document = forms.CharField(label="Invoice or credit note number", max_length=64)
-    amount = forms.DecimalField(label="Amount (empty: as much as fits)", required=False, max_digits=18, decimal_places=3, min_value=0)
+    document = forms.CharField(label=_("Invoice or credit note number"), max_length=64)
+    amount = forms.DecimalField(label=_("Amount (empty: as much as fits)"), required=False, max_digits=18, decimal_places=3,
+                                min_value=0)
 
 
 class ResolveEntryForm(forms.Form):
-    invoice = forms.CharField(label="Invoice number (empty: the entry's own)", max_length=64, required=False)
-    account = forms.ModelChoiceField(label="Account (when no invoice)", queryset=Account.objects.all(), required=False)
+    invoice = forms.CharField(label=_("Invoice number (empty: the entry's own)"), max_length=64, required=False)
+    account = forms.ModelChoiceField(label=_("Account (when no invoice)"), queryset=Account.objects.all(), required=False)
 
 
 class CloseEntryForm(forms.Form):
-    note = forms.CharField(label="How it was dealt with", max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
+    note = forms.CharField(label=_("How it was dealt with"), max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
 
 
 def _book_page(model_admin, request, obj, form, title: str, submit: str):
@@ -138,23 +208,71 @@ class WrittenByTheLedger:
         return False
 
 
+class OverrefundFilter(admin.BooleanFieldListFilter):
+    """"By is overrefund" reads badly: the filter is titled by what it finds."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = _("overrefund")
+
+
+class LockedFilter(admin.BooleanFieldListFilter):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = _("locked")
+
+
 @admin.register(Balance)
-class BalanceAdmin(ExportMixin, WrittenByTheLedger, admin.ModelAdmin):
+class BalanceAdmin(ExportMixin, FormattedAmounts, WrittenByTheLedger, admin.ModelAdmin):
     """Read-only: balances are written by the ledger. Assigning, re-linking and unassigning go through its
-    assignment service (same account and currency, never over-assigning, the invoice's status recomputed)."""
+    assignment service (same account and currency, never over-assigning, the invoice's status recomputed).
+
+    The list fits a 1280 px screen with the navigation and filters open: the date and id share a column, the lock
+    and its reason one, a long Stripe transaction id is shortened (in full on hover and on the balance's page)."""
 
     change_form_template = "admin/billing/balance/change_form.html"
-    list_display = ("id", "date", "account", "type", "amount", "currency", "status", "invoice", "transaction_number", "locked",
-                    "lock_reason")
-    list_filter = ("type", "locked", "status", "currency", "is_overrefund", "account__business_entity")
+    list_display = ("balance_display", "account_link", "type_display", "amount_display", "invoice_link", "lock_display")
+    list_display_links = ("balance_display",)
+    list_filter = ("type", ("locked", LockedFilter), "status", "currency", ("is_overrefund", OverrefundFilter), "account__business_entity")
     search_fields = ("transaction_number", "stripe_refund_id", "account__name", "invoice__number")
     list_select_related = ("account", "invoice")
+    inlines = [BalanceAuditInline]
     export_columns = [Column("id", "id"), Column("date", "date"), Column("account", "account__name"),
                       Column("business entity", "account__business_entity__name"), Column("type", "type"), amount_column(),
                       Column("currency", "currency"), Column("status", "status"), Column("invoice", "invoice__number"),
                       Column("transaction", "transaction_number"), Column("locked", "locked"), Column("lock reason", "lock_reason"),
                       Column("overrefund", "is_overrefund"), Column("stripe refund", "stripe_refund_id"),
                       Column("dispute", "dispute_id"), Column("split from", "split_from_id"), Column("note", "note")]
+
+    class Media:
+        css = {"all": ("billing/admin.css",)}
+
+    amount_display = money_column("amount", description=_("amount"))
+
+    @admin.display(description=_("balance"), ordering="date")
+    def balance_display(self, obj):
+        moment = timezone.localtime(obj.date)
+        return format_html('<span title="{}">{}</span><br><small>#{}</small>', moment.strftime("%Y-%m-%d %H:%M"),
+                           moment.strftime("%Y-%m-%d"), obj.pk)
+
+    @admin.display(description=_("account"), ordering="account__name")
+    def account_link(self, obj):
+        return _link("admin:billing_account_change", obj.account)
+
+    @admin.display(description=_("type"), ordering="type")
+    def type_display(self, obj):
+        return format_html("{}<br><small>{}</small>", obj.get_type_display(), obj.get_status_display())
+
+    @admin.display(description=_("invoice"), ordering="invoice__number")
+    def invoice_link(self, obj):
+        number = obj.transaction_number or "-"
+        short = number if len(number) <= 14 else f"{number[:12]}…"
+        return format_html('{}<br><small title="{}">{}</small>',
+                           _link("admin:billing_invoice_change", obj.invoice, obj.invoice.number if obj.invoice else None), number, short)
+
+    @admin.display(description=_("lock"), ordering="locked")
+    def lock_display(self, obj):
+        return gettext("Locked: %(reason)s") % {"reason": obj.lock_reason} if obj.locked else "-"
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -182,36 +300,40 @@ class BalanceAdmin(ExportMixin, WrittenByTheLedger, admin.ModelAdmin):
                 form.add_error("document", "No invoice or credit note has this number.")
             else:
                 try:
-                    moved = ledger.relink_balance(balance, document=document, amount=form.cleaned_data["amount"])
+                    moved = ledger.relink_balance(balance, document=document, amount=form.cleaned_data["amount"], user=request.user)
                 except ledger.BillingError as exc:
                     form.add_error(None, str(exc))
                 else:
-                    self.message_user(request, f"{format_amount(abs(moved.amount), moved.currency)} assigned to {document.number}.",
-                                      messages.SUCCESS)
+                    self.message_user(request, gettext("%(amount)s assigned to %(document)s.") % {
+                        "amount": format_amount(abs(moved.amount), moved.currency), "document": document.number}, messages.SUCCESS)
                     return redirect(reverse("admin:billing_balance_change", args=[moved.pk]))
-        verb = "Move" if balance.invoice_id else "Assign"
-        return _book_page(self, request, balance, form, f"{verb} {balance.get_type_display().lower()} balance of "
-                          f"{format_amount(abs(balance.amount), balance.currency)}", f"{verb} balance")
+        amount = format_amount(abs(balance.amount), balance.currency)
+        if balance.invoice_id:
+            title, submit = gettext("Move balance of %(amount)s") % {"amount": amount}, gettext("Move balance")
+        else:
+            title, submit = gettext("Assign balance of %(amount)s") % {"amount": amount}, gettext("Assign balance")
+        return _book_page(self, request, balance, form, title, submit)
 
     def unassign_view(self, request, balance_id):
         balance = get_object_or_404(Balance, pk=balance_id)
         if request.method != "POST" or not self._may_relink(request, balance):
             raise PermissionDenied
         try:
-            ledger.unassign_balance(balance)
-            self.message_user(request, "The balance is no longer assigned; its document's open amount grew back.", messages.SUCCESS)
+            ledger.unassign_balance(balance, user=request.user)
+            self.message_user(request, gettext("The balance is no longer assigned; its document's open amount grew back."),
+                              messages.SUCCESS)
         except ledger.BillingError as exc:
             self.message_user(request, str(exc), messages.ERROR)
         return redirect(reverse("admin:billing_balance_change", args=[balance.pk]))
 
 
 @admin.register(PaymentEntry)
-class PaymentEntryAdmin(ExportMixin, WrittenByTheLedger, admin.ModelAdmin):
+class PaymentEntryAdmin(ExportMixin, FormattedAmounts, WrittenByTheLedger, admin.ModelAdmin):
     """Read-only: finance resolves an entry of money received into balances, or closes another kind with a note, both
     through the ledger."""
 
     change_form_template = "admin/billing/paymententry/change_form.html"
-    list_display = ("created_at", "kind", "transaction_number", "amount", "currency", "status", "last_error")
+    list_display = ("created_at", "kind", "transaction_number", "amount_display", "status", "last_error")
     list_filter = ("status", "kind", "currency")
     search_fields = ("transaction_number", "stripe_refund_id")
     actions = ["resolve_action"]
@@ -222,6 +344,11 @@ class PaymentEntryAdmin(ExportMixin, WrittenByTheLedger, admin.ModelAdmin):
                       Column("date", "date"), Column("account", "account__name"), Column("invoice", "invoice__number"),
                       Column("dispute", "dispute_id"), Column("last error", "last_error"), Column("resolved at", "resolved_at"),
                       Column("resolved balance", "resolved_balance_id")]
+
+    class Media:
+        css = {"all": ("billing/admin.css",)}
+
+    amount_display = money_column("amount", description=_("amount"))
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -235,12 +362,14 @@ class PaymentEntryAdmin(ExportMixin, WrittenByTheLedger, admin.ModelAdmin):
             raise PermissionDenied
         return entry
 
-    @admin.action(description="Resolve into an unlocked payment balance (on the entry's account / invoice)", permissions=["change"])
+    @admin.action(description=_("Resolve into an unlocked payment balance (on the entry's account / invoice)"), permissions=["change"])
     def resolve_action(self, request, queryset):
         for entry in queryset.filter(status=PaymentEntryStatus.OPEN):
             try:
                 balance = ledger.resolve_payment_entry(entry, user=request.user)
-                self.message_user(request, f"Entry {entry.transaction_number} resolved into balance {balance.pk}.", messages.SUCCESS)
+                message = gettext("Entry %(entry)s resolved into a payment balance of %(amount)s (balance %(id)s).")
+                self.message_user(request, message % {"entry": entry.transaction_number, "amount": money(balance.amount, balance.currency),
+                                                      "id": balance.pk}, messages.SUCCESS)
             except ledger.BillingError as exc:
                 self.message_user(request, f"Entry {entry.transaction_number}: {exc}", messages.ERROR)
 
@@ -258,10 +387,11 @@ class PaymentEntryAdmin(ExportMixin, WrittenByTheLedger, admin.ModelAdmin):
                 except ledger.BillingError as exc:
                     form.add_error(None, str(exc))
                 else:
-                    self.message_user(request, f"Entry resolved into payment balance {balance.pk}.", messages.SUCCESS)
+                    self.message_user(request, gettext("Entry resolved into a payment balance of %(amount)s.")
+                                      % {"amount": money(balance.amount, balance.currency)}, messages.SUCCESS)
                     return redirect(reverse("admin:billing_balance_change", args=[balance.pk]))
-        return _book_page(self, request, entry, form, f"Resolve entry of {format_amount(abs(entry.amount), entry.currency)}"
-                          if entry.currency != "XXX" else "Resolve entry", "Resolve into a payment balance")
+        title = gettext("Resolve entry of %(amount)s") % {"amount": money(abs(entry.amount), entry.currency)}
+        return _book_page(self, request, entry, form, title, gettext("Resolve into a payment balance"))
 
     def close_view(self, request, entry_id):
         entry = self._entry_for_change(request, entry_id)
@@ -272,6 +402,58 @@ class PaymentEntryAdmin(ExportMixin, WrittenByTheLedger, admin.ModelAdmin):
             except ledger.BillingError as exc:
                 form.add_error(None, str(exc))
             else:
-                self.message_user(request, "Entry closed.", messages.SUCCESS)
+                self.message_user(request, gettext("Entry closed."), messages.SUCCESS)
                 return redirect(reverse("admin:billing_paymententry_change", args=[entry.pk]))
-        return _book_page(self, request, entry, form, "Close entry", "Close entry")
+        return _book_page(self, request, entry, form, gettext("Close entry"), gettext("Close entry"))
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ExportMixin, admin.ModelAdmin):
+    """The audit trail, read-only: services write it (billing.audit), nobody edits or deletes it here."""
+
+    list_display = ("created_at", "user_display", "action", "object_display", "invoice_link", "before_display", "after_display",
+                    "detail")
+    list_filter = ("action", ("user", admin.RelatedOnlyFieldListFilter), ("created_at", admin.DateFieldListFilter))
+    date_hierarchy = "created_at"
+    search_fields = ("object_label", "object_id", "detail", "user__username")
+    list_select_related = ("user", "invoice")
+    readonly_fields = [field.name for field in AuditEntry._meta.fields]
+    export_columns = [Column("time", "created_at"), Column("user", "user__username"), Column("action", "action"),
+                      Column("object type", "object_type"), Column("object id", "object_id"), Column("object", "object_label"),
+                      Column("invoice", "invoice__number"), Column("balance", "balance_id"),
+                      amount_column("amount before", "amount_before"), amount_column("amount after", "amount_after"),
+                      Column("currency", "currency"), Column("detail", "detail")]
+
+    class Media:
+        css = {"all": ("billing/admin.css",)}
+
+    @admin.display(description=_("user"), ordering="user__username")
+    def user_display(self, obj):
+        return obj.user or gettext("system")
+
+    @admin.display(description=_("object"), ordering="object_label")
+    def object_display(self, obj):
+        if obj.balance_id:  # by id: the balance may be gone (the trail keeps no constraint on it), the label stays
+            return format_html('<a href="{}">{}</a>', reverse("admin:billing_balance_change", args=[obj.balance_id]), obj.object_label)
+        return obj.object_label
+
+    @admin.display(description=_("invoice"))
+    def invoice_link(self, obj):
+        return _link("admin:billing_invoice_change", obj.invoice, obj.invoice.number if obj.invoice else None)
+
+    @admin.display(description=_("before"))
+    def before_display(self, obj):
+        return money(obj.amount_before, obj.currency)
+
+    @admin.display(description=_("after"))
+    def after_display(self, obj):
+        return money(obj.amount_after, obj.currency)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -85,7 +85,7 @@ class AssignBalanceView(APIView):
         if document is None:
             return Response({"detail": "No such invoice or credit note."}, status=400)
         try:
-            assigned = ledger.assign_balance(balance, document=document, amount=data.validated_data.get("amount"))
+            assigned = ledger.assign_balance(balance, document=document, amount=data.validated_data.get("amount"), user=request.user)
         except ledger.BillingError as exc:
             return Response({"detail": str(exc)}, status=400)
         return Response(BalanceSerializer(assigned).data)

@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from billing.admin import InvoiceAdmin
+from billing.admin_money import money_column
 from billing.exports import Column, ExportMixin, amount_column
 from billing.models import Invoice
 from payments import exports
@@ -48,17 +49,19 @@ class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):
 
 @admin.register(PaymentTransaction)
 class PaymentTransactionAdmin(ReadOnlyAdmin):
-    list_display = ("charge_id", "status", "amount", "currency", "method_type", "invoice", "payment_intent_id", "updated_at")
+    list_display = ("charge_id", "status", "amount_display", "method_type", "invoice", "payment_intent_id", "updated_at")
     list_filter = ("status", "method_type", "currency")
     search_fields = ("charge_id", "payment_intent_id", "invoice__number")
+    amount_display = money_column("amount")
 
 
 @admin.register(PaymentAttempt)
 class PaymentAttemptAdmin(ReadOnlyAdmin):
-    list_display = ("invoice", "number", "source", "status", "amount", "currency", "method_type", "save_for_future",
+    list_display = ("invoice", "number", "source", "status", "amount_display", "method_type", "save_for_future",
                     "payment_intent_id", "created_at")
     list_filter = ("status", "source", "method_type")
     search_fields = ("invoice__number", "payment_intent_id")
+    amount_display = money_column("amount")
 
 
 @admin.register(StripeCustomer)
@@ -111,7 +114,7 @@ class InvoiceWithPaymentsAdmin(InvoiceAdmin):
 
         for invoice in queryset:
             try:
-                send_payment_link(invoice)
+                send_payment_link(invoice, user=request.user)
                 self.message_user(request, f"Payment link for {invoice.number} sent to {invoice.account.email}.", messages.SUCCESS)
             except PaymentNotPossible as exc:
                 self.message_user(request, f"{invoice.number}: {exc}", messages.ERROR)
@@ -123,7 +126,7 @@ class InvoiceWithPaymentsAdmin(InvoiceAdmin):
 
         for invoice in queryset:
             try:
-                outcome = collect_invoice_off_session(invoice)
+                outcome = collect_invoice_off_session(invoice, user=request.user)
             except PaymentNotPossible as exc:
                 outcome = str(exc)
             self.message_user(request, f"{invoice.number}: {outcome.replace('_', ' ')}.")
@@ -314,8 +317,9 @@ class PayoutAdmin(ExportMixin, ReadOnlyAdmin):
 
 @admin.register(PayoutLine)
 class PayoutLineAdmin(ReadOnlyAdmin):
-    list_display = ("balance_transaction_id", "payout", "kind", "type", "source_id", "gross", "fee", "net", "currency", "matched",
-                    "books", "note")
+    list_display = ("balance_transaction_id", "payout", "kind", "type", "source_id", "gross_display", "fee_display", "net_display",
+                    "matched", "books", "note")
+    gross_display, fee_display, net_display = money_column("gross"), money_column("fee"), money_column("net")
     list_filter = ("matched", "kind", "currency")
     search_fields = ("balance_transaction_id", "source_id", "charge_id", "payout__stripe_payout_id")
     list_select_related = ("payout",)
@@ -331,8 +335,9 @@ class PayoutLineAdmin(ReadOnlyAdmin):
 
 @admin.register(StripeFee)
 class StripeFeeAdmin(ReadOnlyAdmin):
-    list_display = ("stripe_created", "fee_type", "amount", "currency", "charge_id", "description", "payout")
+    list_display = ("stripe_created", "fee_type", "amount_display", "charge_id", "description", "payout")
     list_filter = ("fee_type", "currency")
+    amount_display = money_column("amount")
     date_hierarchy = "stripe_created"
     search_fields = ("charge_id", "balance_transaction_id", "payout__stripe_payout_id")
     list_select_related = ("payout",)

@@ -85,7 +85,7 @@ class ProviderSettingAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         save_provider_setting(obj, entity_ids=[e.pk for e in form.cleaned_data.get("business_entities", [])],
                               secret_key=form.cleaned_data.get("secret_key", ""),
-                              webhook_secret=form.cleaned_data.get("webhook_secret", ""))
+                              webhook_secret=form.cleaned_data.get("webhook_secret", ""), user=request.user)
 
     def save_related(self, request, form, formsets, change):
         for formset in formsets:  # business entities were set by the service

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from billing.audit import record_audit
+from billing.constants import AuditAction
 from billing.ledger.sql import advisory_transaction_lock
 from providers.models import ProviderSetting
 from providers.signals import setting_mode_changed
@@ -92,16 +94,19 @@ def _lock_provider(provider: str) -> None:
 
 @transaction.atomic
 def save_provider_setting(
-    setting: ProviderSetting, *, entity_ids: list[int], secret_key: str = "", webhook_secret: str = ""
+    setting: ProviderSetting, *, entity_ids: list[int], secret_key: str = "", webhook_secret: str = "", user=None
 ) -> ProviderSetting:
     """Validate and save; empty secrets keep the stored values. Raises ValidationError with field errors.
 
     The settings of the provider are row-locked first so that two administrators saving at once
-    cannot both create an active setting for the same entity.
+    cannot both create an active setting for the same entity. The audit trail gets the names of the fields that
+    changed (a secret only as "replaced", never its value), written in the same transaction.
     """
     _lock_provider(setting.provider)
     validate_provider_setting(setting, entity_ids=entity_ids, secret_key=secret_key, webhook_secret=webhook_secret)
-    previous_mode = ProviderSetting.objects.get(pk=setting.pk).mode if setting.pk else None
+    stored = ProviderSetting.objects.filter(pk=setting.pk).first() if setting.pk else None
+    previous_mode = stored.mode if stored else None
+    previous_entities = set(stored.business_entities.values_list("pk", flat=True)) if stored else set()
     if secret_key:
         setting.secret_key = secret_key
     if webhook_secret:
@@ -111,10 +116,36 @@ def save_provider_setting(
         setting.stripe_account_id = ""  # learned again from the other mode's account
     setting.save()
     setting.business_entities.set(entity_ids)
+    changed = _changed_setting_fields(stored, setting, entities_changed=previous_entities != set(entity_ids),
+                                      secret_key=bool(secret_key), webhook_secret=bool(webhook_secret))
+    if stored is None or changed:
+        detail = "Created." if stored is None else "Changed: " + ", ".join(changed) + "."
+        record_audit(AuditAction.PROVIDER_SETTING_CHANGED, obj=setting, user=user, detail=detail)
     if mode_changed:
         # Saved methods belong to one mode's Stripe data; the payments app deactivates them (same transaction).
         setting_mode_changed.send(sender=ProviderSetting, setting=setting)
     return setting
+
+
+# Stored only encrypted (and as their last four characters): an audit entry names them, never their values.
+SECRET_FIELDS = {"secret_key_encrypted", "webhook_secret_encrypted", "secret_key_last4", "webhook_secret_last4"}
+UNAUDITED_FIELDS = {"id", "created_at", "updated_at", "webhook_id", *SECRET_FIELDS}
+
+
+def _changed_setting_fields(stored: ProviderSetting | None, setting: ProviderSetting, *, entities_changed: bool,
+                            secret_key: bool, webhook_secret: bool) -> list[str]:
+    """The verbose names of the fields a save changed; the secrets as "secret key replaced", no value at all."""
+    if stored is None:
+        return []
+    changed = [str(field.verbose_name) for field in ProviderSetting._meta.concrete_fields
+               if field.name not in UNAUDITED_FIELDS and getattr(stored, field.attname) != getattr(setting, field.attname)]
+    if entities_changed:
+        changed.append("business entities")
+    if secret_key:
+        changed.append("secret key replaced")
+    if webhook_secret:
+        changed.append("webhook secret replaced")
+    return changed
 
 
 @dataclass

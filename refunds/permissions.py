@@ -8,6 +8,7 @@ FINANCE_PERMISSIONS = [
     ("refunds", "add_refundrequest"), ("refunds", "view_refundrequest"),
     ("billing", "view_balance"), ("billing", "change_balance"), ("billing", "view_invoice"), ("billing", "view_account"),
     ("billing", "view_paymententry"), ("billing", "change_paymententry"), ("billing", "view_businessentity"),
+    ("billing", "view_auditentry"),  # the audit trail (SPEC §13), read-only
     ("webhooks", "view_webhookevent"), ("receipts", "view_receipt"), ("reminders", "view_reminder"),
     # Payouts: what reached the bank, line by line, the charges and Stripe's fees behind it (SPEC §12).
     ("payments", "view_payout"), ("payments", "view_payoutline"), ("payments", "view_stripefee"),

@@ -22,7 +22,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import ledger
-from billing.constants import BalanceType
+from billing.audit import record_audit
+from billing.constants import AuditAction, BalanceType
 from billing.ledger import locks
 from billing.ledger.sql import changed_fields, field_values, insert, update_fields
 from billing.models import Balance
@@ -61,6 +62,8 @@ class RefundResult:
     request: RefundRequest
     refund_balances: Sequence[Balance] = field(default_factory=list)
     payment_balances: Sequence[Balance] = field(default_factory=list)
+    # True when the idempotency key had been used already (a resubmitted form, a client retry): nothing new happened.
+    already_requested: bool = False
 
 
 # --- Validation ----------------------------------------------------------------------------------
@@ -91,9 +94,9 @@ def check_refundable_balance(balance: Balance) -> None:
         raise RefundError("This balance was not paid through Stripe, so it cannot be refunded here.")
 
 
-def check_refund_amount(balance: Balance, amount: Decimal, *, confirm_overrefund: bool) -> None:
+def check_refund_amount(balance: Balance, amount: Decimal, *, confirm_overrefund: bool) -> tuple[Decimal, Decimal]:
     """What the preview and the refund both check: at most what Stripe can still refund on the charge, and an
-    overrefund only when confirmed."""
+    overrefund only when confirmed. Returns (still refundable, overrefund)."""
     setting, charge_id, currency = balance.provider_setting, balance.transaction_number, balance.currency
     refundable = refundable_amount(provider_setting=setting, charge_id=charge_id)
     if amount > refundable:
@@ -106,6 +109,7 @@ def check_refund_amount(balance: Balance, amount: Decimal, *, confirm_overrefund
             f"The available payment balances cover only {format_amount(amount - overrefund, currency)}; "
             f"refunding {format_amount(amount, currency)} creates an overrefund of {format_amount(overrefund, currency)}. "
             "Confirm the overrefund to go on.")
+    return refundable, overrefund
 
 
 # --- The service ---------------------------------------------------------------------------------
@@ -127,13 +131,13 @@ def refund_payment_balance(balance: Balance, *, amount, requested_by=None, confi
     if idempotency_key:
         existing = RefundRequest.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
-            return _result_of(existing)
+            return _result_of(existing, already_requested=True)
 
     with transaction.atomic():
         # Serialises refunds of one charge: two staff at once cannot both pass the check below.
         if lock_transaction(charge_id) is None:
             locks.lock_payment_balances_of_charge(setting_id=setting.pk, charge_id=charge_id)
-        check_refund_amount(balance, amount, confirm_overrefund=confirm_overrefund)
+        refundable, overrefund = check_refund_amount(balance, amount, confirm_overrefund=confirm_overrefund)
         try:
             with transaction.atomic():
                 request = RefundRequest.objects.create(
@@ -142,10 +146,25 @@ def refund_payment_balance(balance: Balance, *, amount, requested_by=None, confi
                     idempotency_key=idempotency_key or f"refund-{uuid.uuid4()}",
                 )
         except IntegrityError:  # the same idempotency key won a race: that request is the one
-            return _result_of(RefundRequest.objects.get(idempotency_key=idempotency_key))
+            return _result_of(RefundRequest.objects.get(idempotency_key=idempotency_key), already_requested=True)
+        _audit_refund_request(request, balance, refundable=refundable, overrefund=overrefund)
 
     stripe_refund = _create_stripe_refund(request)
     return apply_refund_request(request, stripe_refund)
+
+
+def _audit_refund_request(request: RefundRequest, balance: Balance, *, refundable: Decimal, overrefund: Decimal) -> None:
+    """Who asked for the refund (the charge's refundable amount before and after), and, apart, who confirmed an
+    overrefund: written with the request, so a refused amount leaves neither."""
+    label = f"Refund request {request.pk} on {request.charge_id}"
+    common = {"obj": request, "user": request.requested_by, "balance": balance, "invoice": balance.invoice,
+              "currency": request.currency, "label": label}
+    record_audit(AuditAction.REFUND_REQUESTED, before=refundable, after=refundable - request.amount,
+                 detail=f"Refund of {format_amount(request.amount, request.currency)} on {request.charge_id}.", **common)
+    if overrefund:
+        record_audit(AuditAction.OVERREFUND_CONFIRMED, before=request.amount - overrefund, after=request.amount,
+                     detail=f"Overrefund of {format_amount(overrefund, request.currency)} confirmed: the available payment "
+                            f"balances cover {format_amount(request.amount - overrefund, request.currency)}.", **common)
 
 
 def _mark_failed_unapplied(request: RefundRequest, reason: str) -> None:
@@ -167,11 +186,11 @@ def _create_stripe_refund(request: RefundRequest) -> dict:
         raise RefundError(f"Stripe refused the refund: {exc}") from None
 
 
-def _result_of(request: RefundRequest) -> RefundResult:
+def _result_of(request: RefundRequest, *, already_requested: bool = False) -> RefundResult:
     refunds = list(Balance.objects.filter(stripe_refund_id=request.stripe_refund_id, type=BalanceType.REFUND).order_by("id")) \
         if request.stripe_refund_id else []
     payments = list(Balance.objects.filter(pk__in=[b.refunds_balance_id for b in refunds if b.refunds_balance_id]).order_by("id"))
-    return RefundResult(request=request, refund_balances=refunds, payment_balances=payments)
+    return RefundResult(request=request, refund_balances=refunds, payment_balances=payments, already_requested=already_requested)
 
 
 # --- Applying a Stripe refund to the books -------------------------------------------------------

@@ -44,5 +44,5 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
     @admin.action(description="Replay selected events", permissions=["replay"])
     def replay(self, request, queryset):
-        count = replay_events(queryset.values_list("id", flat=True))
+        count = replay_events(queryset.values_list("id", flat=True), user=request.user)
         self.message_user(request, f"{count} event(s) queued for processing again.", messages.SUCCESS)

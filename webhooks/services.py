@@ -20,6 +20,8 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing.audit import audit_entry, record_audits
+from billing.constants import AuditAction
 from billing.ledger import sql
 from webhooks.models import EventStatus, WebhookEvent
 
@@ -220,14 +222,18 @@ def requeue_stale_events(*, older_than: timedelta = timedelta(minutes=1), limit:
     return enqueue_events_now(events)
 
 
-def replay_events(event_ids) -> int:
-    """Admin replay: failed (or any) events go back to `received` and are enqueued after commit."""
+def replay_events(event_ids, *, user=None) -> int:
+    """Admin replay: failed (or any) events go back to `received` and are enqueued after commit. One audit entry per
+    event (its status before), written with the change; `user` None is the system."""
     ids = list(event_ids)
     with transaction.atomic():
-        events = list(WebhookEvent.objects.filter(id__in=ids).values_list("id", "provider_setting_id"))
+        events = list(WebhookEvent.objects.filter(id__in=ids).only("id", "type", "stripe_event_id", "status", "provider_setting_id")
+                      .order_by("id"))
         WebhookEvent.objects.filter(id__in=ids).update(status=EventStatus.RECEIVED, last_error="", processed_at=None)
-        for event_id, setting_id in events:
-            transaction.on_commit(partial(enqueue_event, event_id, setting_id))
+        record_audits([audit_entry(AuditAction.EVENT_REPLAYED, obj=event, user=user, detail=f"Status was {event.status}.")
+                       for event in events])
+        for event in events:
+            transaction.on_commit(partial(enqueue_event, event.pk, event.provider_setting_id))
     return len(events)
 
 

@@ -9,7 +9,8 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from billing.constants import BalanceType, InvoiceKind, InvoiceStatus
+from billing.audit import record_audit
+from billing.constants import AuditAction, BalanceType, InvoiceKind, InvoiceStatus
 from billing.ledger import hooks, locks, sql
 from billing.ledger.balances import check_same_account_and_currency, insert_balance, split_balance
 from billing.ledger.base import BillingError, checked_amount
@@ -45,16 +46,26 @@ def _check_assignable(balance: Balance, document: Invoice) -> None:
 
 
 @transaction.atomic
-def assign_balance(balance: Balance, *, document: Invoice, amount: Decimal | None = None) -> Balance:
+def assign_balance(balance: Balance, *, document: Invoice, amount: Decimal | None = None, user=None) -> Balance:
     """Link an unassigned balance to an open document of the same account and currency, never over-assigning.
 
     Unlocked payment balances go to invoices; refund balances (locked or not) to credit notes. A balance larger than
     what is open (or than `amount`) is split; the rest stays unassigned and keeps the lock. Returns the assigned
-    balance.
+    balance. `user` (None: the system) is written to the audit trail.
     """
     books = locks.lock_books(invoices=[document.pk], balances=[balance.pk])
     document, balance = books.invoices[document.pk], books.balances[0]
-    return _assign_locked(balance, document, amount)
+    before = sql.open_amount(document)
+    assigned = _assign_locked(balance, document, amount)
+    _audit_assignment(AuditAction.BALANCE_ASSIGNED, assigned, document, before, user,
+                      f"{format_amount(abs(assigned.amount), assigned.currency)} assigned to {document.number}.")
+    return assigned
+
+
+def _audit_assignment(action: AuditAction, balance: Balance, document: Invoice, before: Decimal, user, detail: str) -> None:
+    """The entry of an assignment: the document's open amount before and after."""
+    record_audit(action, obj=balance, user=user, invoice=document, balance=balance, before=before, after=sql.open_amount(document),
+                 currency=document.currency, detail=detail, label=f"{balance.type.capitalize()} balance {balance.pk}")
 
 
 def _assign_locked(balance: Balance, document: Invoice, amount: Decimal | None) -> Balance:
@@ -80,7 +91,7 @@ def _assign_locked(balance: Balance, document: Invoice, amount: Decimal | None) 
 
 
 @transaction.atomic
-def unassign_balance(balance: Balance) -> Balance:
+def unassign_balance(balance: Balance, *, user=None) -> Balance:
     """Take an unlocked payment balance (or a refund balance on a credit note) off its document; the document's open
     amount grows back and its status follows. Locked payment balances belong to the refund or dispute that locked
     them and stay where they are."""
@@ -89,6 +100,14 @@ def unassign_balance(balance: Balance) -> Balance:
     books = locks.lock_books(invoices=[balance.invoice_id], balances=[balance.pk])
     balance = books.balances[0]
     document = books.invoices[balance.invoice_id]
+    before = sql.open_amount(document)
+    balance = _unassign_locked(balance, document)
+    _audit_assignment(AuditAction.BALANCE_UNASSIGNED, balance, document, before, user,
+                      f"{format_amount(abs(balance.amount), balance.currency)} taken off {document.number}.")
+    return balance
+
+
+def _unassign_locked(balance: Balance, document: Invoice) -> Balance:
     if balance.type == BalanceType.PAYMENT and balance.locked:
         raise BillingError(f"This payment balance is locked ({balance.lock_reason}) and stays on {document.number}.")
     if balance.type not in (BalanceType.PAYMENT, BalanceType.REFUND):
@@ -100,18 +119,29 @@ def unassign_balance(balance: Balance) -> Balance:
 
 
 @transaction.atomic
-def relink_balance(balance: Balance, *, document: Invoice, amount: Decimal | None = None) -> Balance:
+def relink_balance(balance: Balance, *, document: Invoice, amount: Decimal | None = None, user=None) -> Balance:
     """Move a balance from its document to another one: unassign, then assign with every rule of assignment, in one
-    transaction (a refusal changes nothing)."""
-    invoice_ids = [document.pk, balance.invoice_id]
+    transaction (a refusal changes nothing). One audit entry: re-linked (from a document) or assigned (from none)."""
+    invoice_ids = [document.pk, *([balance.invoice_id] if balance.invoice_id else [])]
     books = locks.lock_books(invoices=invoice_ids, balances=[balance.pk])
-    if balance.invoice_id is not None:
-        balance = unassign_balance(books.balances[0])
-    return _assign_locked(balance, books.invoices[document.pk], amount)
+    balance, target = books.balances[0], books.invoices[document.pk]
+    previous = books.invoices.get(balance.invoice_id) if balance.invoice_id else None
+    before = sql.open_amount(target)
+    if previous is not None:
+        balance = _unassign_locked(balance, previous)
+    moved = _assign_locked(balance, target, amount)
+    moved_amount = format_amount(abs(moved.amount), moved.currency)
+    if previous is None:
+        _audit_assignment(AuditAction.BALANCE_ASSIGNED, moved, target, before, user, f"{moved_amount} assigned to {target.number}.")
+    else:
+        _audit_assignment(AuditAction.BALANCE_RELINKED, moved, target, before, user,
+                          f"{moved_amount} moved from {previous.number} to {target.number}.")
+    return moved
 
 
 @transaction.atomic
-def assign_credit_note(credit_note: Invoice, *, invoice: Invoice, amount: Decimal | None = None) -> tuple[Balance, Balance]:
+def assign_credit_note(credit_note: Invoice, *, invoice: Invoice, amount: Decimal | None = None,
+                       user=None) -> tuple[Balance, Balance]:
     """Credit before payment: a pair of `credit` balances, -X on the invoice and +X on the credit note."""
     documents = locks.lock_invoices([credit_note.pk, invoice.pk])
     credit_note, invoice = documents[credit_note.pk], documents[invoice.pk]
@@ -129,15 +159,19 @@ def assign_credit_note(credit_note: Invoice, *, invoice: Invoice, amount: Decima
         raise BillingError(f"The amount must be between 0 and {format_amount(available, invoice.currency)}.")
     common = {"account_id": invoice.account_id, "type": BalanceType.CREDIT, "currency": invoice.currency, "date": timezone.now(),
               "transaction_number": credit_note.number}
+    before = sql.open_amount(invoice)
     on_invoice = insert_balance(invoice=invoice, amount=-value, note=f"Credit note {credit_note.number}", **common)
     on_credit = insert_balance(invoice=credit_note, amount=value, note=f"Settles invoice {invoice.number}", **common)
     recompute_invoice_status(invoice)
     recompute_invoice_status(credit_note)
+    _audit_assignment(AuditAction.CREDIT_NOTE_ASSIGNED, on_invoice, invoice, before, user,
+                      f"Credit note {credit_note.number} settles {format_amount(value, invoice.currency)} of {invoice.number}.")
     return on_invoice, on_credit
 
 
-def auto_assign(*, account: Account, currency: str) -> int:
-    """Assign what fits, oldest first: credit notes to invoices, payments to invoices, refunds to credit notes."""
+def auto_assign(*, account: Account, currency: str, user=None) -> int:
+    """Assign what fits, oldest first: credit notes to invoices, payments to invoices, refunds to credit notes.
+    Each assignment is an audit entry of `user` (None: the system)."""
     count = 0
     documents = Invoice.objects.filter(account=account, currency=currency, status=InvoiceStatus.OPEN).order_by("due_date", "id")
     for credit in [d for d in documents if d.kind == InvoiceKind.CREDIT]:
@@ -147,7 +181,7 @@ def auto_assign(*, account: Account, currency: str) -> int:
                 break
             invoice.refresh_from_db()
             if invoice.status == InvoiceStatus.OPEN:
-                assign_credit_note(credit, invoice=invoice)
+                assign_credit_note(credit, invoice=invoice, user=user)
                 count += 1
     pairs = [(BalanceType.PAYMENT, InvoiceKind.INVOICE, {"locked": False}), (BalanceType.REFUND, InvoiceKind.CREDIT, {})]
     for balance_type, kind, extra in pairs:
@@ -159,7 +193,7 @@ def auto_assign(*, account: Account, currency: str) -> int:
                 if balance.invoice_id is not None:
                     break
                 try:
-                    assign_balance(balance, document=document)
+                    assign_balance(balance, document=document, user=user)
                 except BillingError:
                     continue  # e.g. another entity's Stripe setting: leave it for finance
                 count += 1

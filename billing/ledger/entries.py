@@ -11,13 +11,15 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from billing.constants import MONEY_RECEIVED_KINDS, PaymentEntryStatus
+from billing.audit import record_audit
+from billing.constants import MONEY_RECEIVED_KINDS, AuditAction, PaymentEntryStatus
 from billing.ledger import hooks, locks
 from billing.ledger.balances import book_payment_locked, takes_payments
 from billing.ledger.base import BillingError
 from billing.ledger.disputes import rebook_withdrawals_of_entry
 from billing.ledger.refunds import book_refund, open_refund_movements
 from billing.models import Account, Balance, Invoice, PaymentEntry
+from billing.money import format_amount
 
 
 @transaction.atomic
@@ -55,6 +57,10 @@ def resolve_payment_entry(entry: PaymentEntry, *, invoice: Invoice | None = None
     entry.save(update_fields=["status", "resolved_at", "resolved_balance"])
     _book_refunds_kept_beside(entry)
     rebook_withdrawals_of_entry(entry, booked=list(Balance.objects.filter(pk__in=[b.pk for b in booked])))
+    where = f"on {target.number}" if target else f"unassigned on {account}"
+    record_audit(AuditAction.ENTRY_RESOLVED, obj=entry, user=user, invoice=target, balance=booked[0], before=entry.amount,
+                 after=booked[0].amount, currency=entry.currency, label=f"Payment entry {entry.transaction_number}",
+                 detail=f"Booked as a payment balance of {format_amount(abs(entry.amount), entry.currency)} {where}.")
     return booked[0]
 
 
@@ -86,5 +92,8 @@ def close_entry(entry: PaymentEntry, *, note: str, user=None) -> PaymentEntry:
     entry.status, entry.resolved_at = PaymentEntryStatus.RESOLVED, timezone.now()
     entry.last_error = f"{entry.last_error} — Closed: {note.strip()}"[:4000]
     entry.save(update_fields=["status", "resolved_at", "last_error"])
+    amount = entry.amount if entry.currency != "XXX" else None
+    record_audit(AuditAction.ENTRY_CLOSED, obj=entry, user=user, invoice=entry.invoice, before=amount, currency=entry.currency,
+                 label=f"Payment entry {entry.transaction_number}", detail=f"Closed: {note.strip()}")
     return entry
 

@@ -62,10 +62,15 @@ def test_finance_user_refunds_part_of_a_payment_in_the_admin(browser, live_serve
     rows = sorted((b.type, b.amount, b.locked) for b in Balance.objects.filter(transaction_number=charge))
     assert rows == sorted([("payment", Decimal("-75.00"), False), ("payment", Decimal("-25.00"), True), ("refund", Decimal("25.00"), True)])
     assert RefundRequest.objects.get().status == "succeeded"
-    # The split and locked balances as the finance user sees them in the list.
-    page.set_viewport_size({"width": 1600, "height": 800})
+    # The split and locked balances as the finance user sees them in the list, on a 1280 px screen with the navigation
+    # and the filters open: every column fits, the lock and its reason included, nothing scrolls sideways.
+    page.set_viewport_size({"width": 1280, "height": 800})
     page.goto(f"{live_server.url}/admin/billing/balance/?transaction_number={charge}")
     page.screenshot(path=str(ARTIFACTS / "admin-refund-4-balances.png"), full_page=True)
     assert page.locator("#result_list tbody tr").count() == 3
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    assert page.evaluate("(() => { const r = document.querySelector('.results'); return r.scrollWidth <= r.clientWidth; })()")
+    text = page.locator("#result_list").inner_text()
+    assert "Locked: Refund via payment provider" in text and "Confirmed" in text and charge[:12] in text
     assert errors == []
     page.close()

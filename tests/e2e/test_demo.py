@@ -98,9 +98,9 @@ def test_newcomer_pays_an_invoice_and_refunds_it(demo):
     done = finance.post(refund_url, data={**form, "confirm": "Confirm refund"}, headers={"Referer": refund_url}, timeout=60)
     assert done.status_code == 200 and "Refunded 19.00 EUR through Stripe." in done.text, done.text[-2000:]
     listing = finance.get(f"{base}/admin/billing/balance/", timeout=30).text
-    amounts = sorted(re.findall(r'<td class="field-amount">([^<]+)</td>', listing))
+    amounts = sorted(re.findall(r'<td class="field-amount_display">([^<]+)</td>', listing))
     # DEMO-1003's payment, paid by the demo, and the withdrawal of its dispute.
-    assert amounts == sorted(["-250.000", "250.000", "-100.000", "-19.000", "19.000"]), amounts
+    assert amounts == sorted(["-250.00 EUR", "250.00 EUR", "-100.00 EUR", "-19.00 EUR", "19.00 EUR"]), amounts
     # The finance dashboard on the demo's SQLite: ACME Deutschland's money in (DEMO-1003 250.00 + DEMO-1001 119.00), the
     # refund, DEMO-1004 one day overdue; the money-in figure links to the balances behind it, exported as CSV.
     dashboard = finance.get(f"{base}/admin/finance/", timeout=30)

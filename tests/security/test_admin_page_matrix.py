@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 FINANCE_VIEWS = {"billing.businessentity", "billing.account", "billing.invoice", "billing.balance", "billing.paymententry",
                  "webhooks.webhookevent", "refunds.refundrequest", "receipts.receipt", "reminders.reminder", "payments.payout",
-                 "payments.payoutline", "payments.stripefee", "payments.paymenttransaction", "payments.dispute"}
+                 "payments.payoutline", "payments.stripefee", "payments.paymenttransaction", "payments.dispute", "billing.auditentry"}
 
 
 def admin_pages():
