@@ -58,3 +58,42 @@ class FormattedAmounts:
                 continue  # placed where its field was, below
             shown.append(f"{name}_display" if name in self.money_fields and name in readonly else name)
         return shown
+
+
+class MoneyOnViewPages:
+    """A ModelAdmin mixin for records nobody edits in the admin (view-only pages): every money field of the model (the
+    books' three-decimal DecimalField beside a currency) is shown on the page in its currency's decimals, in place, by
+    a `<field>_display` column made here unless the admin defines its own. `source_*` amounts are in `source_currency`."""
+
+    def money_fields(self) -> dict[str, str]:
+        from billing.models import MONEY
+
+        names = {field.name for field in self.model._meta.concrete_fields}
+        found = {}
+        for field in self.model._meta.concrete_fields:
+            shape = (getattr(field, "max_digits", None), getattr(field, "decimal_places", None))
+            if shape == (MONEY["max_digits"], MONEY["decimal_places"]):
+                currency = "source_currency" if field.name.startswith("source_") else "currency"
+                if currency in names:
+                    found[field.name] = currency
+        return found
+
+    def __getattr__(self, name):
+        if name.endswith("_display"):
+            currency = self.money_fields().get(name.removesuffix("_display"))
+            if currency is not None:
+                return money_column(name.removesuffix("_display"), currency_field=currency)
+        raise AttributeError(name)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields + [f"{name}_display" for name in self.money_fields() if f"{name}_display" not in fields]
+
+    def get_fields(self, request, obj=None):
+        money = self.money_fields()
+        shown = []
+        for name in super().get_fields(request, obj):
+            name = f"{name}_display" if name in money else name
+            if name not in shown:
+                shown.append(name)
+        return shown

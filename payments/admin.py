@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from billing.admin import InvoiceAdmin
-from billing.admin_money import money_column
+from billing.admin_money import MoneyOnViewPages, money_column
 from billing.exports import Column, ExportMixin, amount_column
 from billing.models import Invoice
 from payments import exports
@@ -43,8 +43,8 @@ class ReadOnly:
         return False
 
 
-class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):
-    pass
+class ReadOnlyAdmin(MoneyOnViewPages, ReadOnly, admin.ModelAdmin):
+    """View-only pages of records that services write, their amounts in their currency's decimals."""
 
 
 @admin.register(PaymentTransaction)
