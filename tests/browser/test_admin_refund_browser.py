@@ -72,5 +72,15 @@ def test_finance_user_refunds_part_of_a_payment_in_the_admin(browser, live_serve
     assert page.evaluate("(() => { const r = document.querySelector('.results'); return r.scrollWidth <= r.clientWidth; })()")
     text = page.locator("#result_list").inner_text()
     assert "Locked: Refund via payment provider" in text and "Confirmed" in text and charge[:12] in text
+    # Who did it, on the balance's page and in the audit trail's own list (filtered to refunds, exported as CSV).
+    page.goto(f"{live_server.url}/admin/billing/balance/{balance.pk}/change/")
+    trail = page.locator("body").inner_text()
+    assert "Audit trail" in trail and "Refund requested" in trail and finance_user.username in trail
+    page.goto(f"{live_server.url}/admin/billing/auditentry/?action__exact=refund_requested")
+    assert page.locator("#result_list tbody tr").count() == 1
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    exported = Path(download.value.path()).read_text()
+    assert "refund_requested" in exported and finance_user.username in exported
     assert errors == []
     page.close()
