@@ -59,7 +59,36 @@ def _link(url_name: str, obj, text=None) -> str:
     return format_html('<a href="{}">{}</a>', reverse(url_name, args=[obj.pk]), obj if text is None else text)
 
 
-class AuditTrailInline(admin.TabularInline):
+class ReadOnly:
+    """Records that only services write: shown, never added, changed or deleted in the admin (pages and inlines)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class AuditColumns:
+    """Who and how much, as the audit trail shows them on its list and on the invoice and balance pages."""
+
+    @admin.display(description=_("user"), ordering="user__username")
+    def user_display(self, obj):
+        return obj.user or gettext("system")
+
+    @admin.display(description=_("before"))
+    def before_display(self, obj):
+        return money(obj.amount_before, obj.currency)
+
+    @admin.display(description=_("after"))
+    def after_display(self, obj):
+        return money(obj.amount_after, obj.currency)
+
+
+class AuditTrailInline(ReadOnly, AuditColumns, admin.TabularInline):
     """The audit entries of the page's invoice or balance, newest first, read-only (the trail is never edited)."""
 
     model = AuditEntry
@@ -72,29 +101,8 @@ class AuditTrailInline(admin.TabularInline):
     readonly_fields = fields
     ordering = ("-created_at", "-id")
 
-    @admin.display(description=_("user"))
-    def user_display(self, obj):
-        return obj.user or gettext("system")
-
-    @admin.display(description=_("before"))
-    def before_display(self, obj):
-        return money(obj.amount_before, obj.currency)
-
-    @admin.display(description=_("after"))
-    def after_display(self, obj):
-        return money(obj.amount_after, obj.currency)
-
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class InvoiceAuditInline(AuditTrailInline):
@@ -408,7 +416,7 @@ class PaymentEntryAdmin(ExportMixin, FormattedAmounts, WrittenByTheLedger, admin
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ExportMixin, admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnly, AuditColumns, ExportMixin, admin.ModelAdmin):
     """The audit trail, read-only: services write it (billing.audit), nobody edits or deletes it here."""
 
     list_display = ("created_at", "user_display", "action", "object_display", "invoice_link", "before_display", "after_display",
@@ -427,9 +435,6 @@ class AuditEntryAdmin(ExportMixin, admin.ModelAdmin):
     class Media:
         css = {"all": ("billing/admin.css",)}
 
-    @admin.display(description=_("user"), ordering="user__username")
-    def user_display(self, obj):
-        return obj.user or gettext("system")
 
     @admin.display(description=_("object"), ordering="object_label")
     def object_display(self, obj):
@@ -441,19 +446,4 @@ class AuditEntryAdmin(ExportMixin, admin.ModelAdmin):
     def invoice_link(self, obj):
         return _link("admin:billing_invoice_change", obj.invoice, obj.invoice.number if obj.invoice else None)
 
-    @admin.display(description=_("before"))
-    def before_display(self, obj):
-        return money(obj.amount_before, obj.currency)
 
-    @admin.display(description=_("after"))
-    def after_display(self, obj):
-        return money(obj.amount_after, obj.currency)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from billing.admin import ReadOnly
 from disputes import selectors, services
 from disputes.models import DisputeEmail
 from payments.formatting import format_money
@@ -59,21 +60,17 @@ class EvidenceDueFilter(admin.SimpleListFilter):
         return queryset
 
 
-class DisputeEmailInline(admin.TabularInline):
+class DisputeEmailInline(ReadOnly, admin.TabularInline):
     model = DisputeEmail
     fields = readonly_fields = ("recipient", "sent_at", "attempts", "last_error")
     can_delete = False
     extra = 0
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Dispute)
-class DisputeAdmin(admin.ModelAdmin):
+class DisputeAdmin(ReadOnly, admin.ModelAdmin):
+    """Written by Stripe's events and the actions below only."""
+
     list_display = ("dispute_id", "amount_display", "reason", "status", "due_display", "evidence_display", "invoice_link",
                     "balances_link")
     list_filter = (EvidenceDueFilter, "status", "reason", "currency", "provider_setting")
@@ -82,16 +79,6 @@ class DisputeAdmin(admin.ModelAdmin):
     list_select_related = ("transaction__invoice", "transaction__account")
     inlines = [DisputeEmailInline]
     change_form_template = "admin/disputes/change_form.html"
-
-    # Written by Stripe's events and the actions below only.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj):

@@ -11,9 +11,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from billing.admin import InvoiceAdmin
+from billing.admin import InvoiceAdmin, ReadOnly
 from billing.admin_money import MoneyOnViewPages, money_column
-from billing.exports import Column, ExportMixin, amount_column
+from billing.exports import Column, ExportMixin, amount_column, csv_chunks
 from billing.models import Invoice
 from payments import exports
 from payments.constants import PayoutStatus
@@ -28,19 +28,6 @@ from payments.models import (
 )
 from payments.reconciliation import money_text
 from payments.services.payouts import PayoutError, rematch_payout
-
-
-class ReadOnly:
-    """Records that only services write: shown, never added, changed or deleted in the admin (pages and inlines)."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ReadOnlyAdmin(MoneyOnViewPages, ReadOnly, admin.ModelAdmin):
@@ -145,7 +132,7 @@ DIFFERENCES_ON_PAGE = 200
 
 
 def _csv_response(rows, filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(exports.csv_chunks(rows), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(csv_chunks(rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 

@@ -3,7 +3,6 @@ so that a month of payouts with thousands of lines never sits in memory."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator
 from datetime import date
 
@@ -88,14 +87,3 @@ def payouts_arriving(queryset: QuerySet[Payout], first: date, last: date) -> Que
         "arrival_date", "id")
 
 
-class _Echo:
-    """csv.writer writes each row to this and gets the text back (Django's streaming CSV pattern)."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_chunks(rows: Iterable[list[str]]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    for row in rows:
-        yield writer.writerow(row)

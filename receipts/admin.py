@@ -7,9 +7,8 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from billing.admin import INVOICE_PAGE_INLINES
+from billing.admin import INVOICE_PAGE_INLINES, ReadOnly
 from billing.money import format_amount
-from payments.admin import ReadOnly
 from receipts.models import Receipt, ReceiptSequence
 from receipts.views import pdf_response
 

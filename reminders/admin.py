@@ -7,8 +7,7 @@ from django.contrib import admin
 from django.utils import timezone
 from django.utils.html import format_html_join
 
-from billing.admin import INVOICE_PAGE_INLINES
-from payments.admin import ReadOnly
+from billing.admin import INVOICE_PAGE_INLINES, ReadOnly
 from reminders.models import Reminder, ReminderSchedule, ReminderStep
 from reminders.selectors import schedule_days, today_in
 
