@@ -97,6 +97,9 @@ def test_newcomer_pays_an_invoice_and_refunds_it(demo):
     assert "Balances after the refund" in preview.text
     done = finance.post(refund_url, data={**form, "confirm": "Confirm refund"}, headers={"Referer": refund_url}, timeout=60)
     assert done.status_code == 200 and "Refunded 19.00 EUR through Stripe." in done.text, done.text[-2000:]
+    # The audit trail on the demo's SQLite: who asked for the refund, and the charge's refundable amount before and after.
+    trail = finance.get(f"{base}/admin/billing/auditentry/?action__exact=refund_requested", timeout=30).text
+    assert "Refund requested" in trail and "119.00 EUR" in trail and "100.00 EUR" in trail, trail[-2000:]
     listing = finance.get(f"{base}/admin/billing/balance/", timeout=30).text
     amounts = sorted(re.findall(r'<td class="field-amount_display">([^<]+)</td>', listing))
     # DEMO-1003's payment, paid by the demo, and the withdrawal of its dispute.
