@@ -27,7 +27,7 @@ from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
 
-from billing.money import MoneyError, display_places
+from billing.money import MoneyError, display_places, quantize
 
 CHUNK_SIZE = 2000
 # A spreadsheet runs a cell starting with one of these as a formula; text from Stripe, customers or the books must not.
@@ -62,8 +62,7 @@ def _places(currency: str | None) -> int | None:
 def _amount_text(value: Decimal | None, currency: str | None) -> str:
     if value is None:
         return ""
-    places = _places(currency)
-    return f"{value:.{places}f}" if places is not None else str(value)
+    return str(quantize(value, currency)) if _places(currency) is not None else str(value)
 
 
 class _Table:

@@ -20,9 +20,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from billing.admin import ReadOnly
+from billing.admin_money import money, money_column
 from disputes import selectors, services
 from disputes.models import DisputeEmail
-from payments.formatting import format_money
 from payments.models import Dispute
 
 ANSWER_PERMISSION = "payments.change_dispute"
@@ -80,9 +80,7 @@ class DisputeAdmin(ReadOnly, admin.ModelAdmin):
     inlines = [DisputeEmailInline]
     change_form_template = "admin/disputes/change_form.html"
 
-    @admin.display(description="amount", ordering="amount")
-    def amount_display(self, obj):
-        return format_money(obj.amount, obj.currency, "en")
+    amount_display = money_column("amount")
 
     @admin.display(description="evidence due", ordering=F("evidence_due_by").asc(nulls_last=True))
     def due_display(self, obj):
@@ -161,7 +159,7 @@ class DisputeAdmin(ReadOnly, admin.ModelAdmin):
 
     def _page(self, request, dispute, template: str, **context):
         return render(request, template, {**self.admin_site.each_context(request), "opts": self.model._meta, "original": dispute,
-                                          "dispute": dispute, "amount": format_money(dispute.amount, dispute.currency, "en"),
+                                          "dispute": dispute, "amount": money(dispute.amount, dispute.currency),
                                           "overdue": selectors.is_overdue(dispute), "has_view_permission": True, **context})
 
     def _back(self):

@@ -61,9 +61,7 @@ def refund_balance(request, balance_id):
                     return redirect(balance_url)
                 # More than Stripe can still refund is refused at the preview: no overrefund can cover it.
                 check_refund_amount(balance, amount, confirm_overrefund=True)
-                plan = refund_preview(balance, amount=amount)
-                context.update(plan=plan, rows=preview_rows(plan), amount=format_amount(amount, balance.currency),
-                               overrefund=format_amount(plan.overrefund, balance.currency) if plan.overrefund else "")
+                _show_preview(context, balance, amount)
             except OverrefundNotConfirmed as exc:
                 form.add_error("confirm_overrefund", str(exc))
                 _show_preview(context, balance, amount)
@@ -78,7 +76,8 @@ def refund_balance(request, balance_id):
 
 
 def _show_preview(context: dict, balance: Balance, amount) -> None:
-    """The preview again beside the error (the overrefund still needs its confirmation)."""
+    """The refund's plan (which balances are split and locked) and, when the balances do not cover the amount, the
+    overrefund that needs its confirmation; also shown again beside that error."""
     plan = refund_preview(balance, amount=amount)
     context.update(plan=plan, rows=preview_rows(plan), amount=format_amount(amount, balance.currency),
                    overrefund=format_amount(plan.overrefund, balance.currency) if plan.overrefund else "")

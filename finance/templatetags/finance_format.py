@@ -3,19 +3,14 @@ formats it everywhere else in the admin."""
 
 from django import template
 
-from billing.money import MoneyError, format_amount
+from billing.admin_money import money
 
 register = template.Library()
 
 
 @register.filter
 def amount(value, currency) -> str:
-    if value is None:
-        return "-"
-    try:
-        return format_amount(value, currency)
-    except MoneyError:
-        return f"{value} {currency}"
+    return money(value, currency)
 
 
 @register.filter

@@ -57,6 +57,14 @@ def apply_dispute(setting, dispute: dict, *, event_type: str, event_created: dat
         return record
 
 
+def advance_status(record: Dispute, status: str | None) -> None:
+    """Move the dispute's status forward to `status`, never back and never out of a closed status (events arrive in any
+    order; Stripe's answer to an admin action is one more of them)."""
+    if status in DisputeStatus.values and record.status not in CLOSED_DISPUTE_STATUSES \
+            and STATUS_RANK.get(status, 0) >= STATUS_RANK.get(record.status, 0):
+        record.status = status
+
+
 def _record(setting, tx: PaymentTransaction, dispute: dict, *, event_type: str, event_created: datetime | None) -> Dispute:
     """The dispute's row, created or brought forward (never back) to what this event says."""
     status = dispute.get("status") if dispute.get("status") in DisputeStatus.values else DisputeStatus.NEEDS_RESPONSE
@@ -69,8 +77,8 @@ def _record(setting, tx: PaymentTransaction, dispute: dict, *, event_type: str, 
     if record is None:
         record = Dispute(dispute_id=dispute["id"], transaction=tx, provider_setting=setting, status=status, amount=amount,
                          currency=currency)
-    elif STATUS_RANK.get(status, 0) >= STATUS_RANK.get(record.status, 0) and record.status not in CLOSED_DISPUTE_STATUSES:
-        record.status = status
+    else:
+        advance_status(record, status)
     record.amount, record.currency = amount or record.amount, currency or record.currency
     # An event older than the newest one applied (Stripe does not deliver in order) may not move what can go both ways.
     stale = bool(event_created and record.last_event_created and event_created < record.last_event_created)
@@ -111,10 +119,7 @@ def record_stripe_answer(dispute_pk: int, answer: dict, *, accepted_by: str = ""
     `charge.dispute.closed` arrives through the ledger (apply_dispute), as for a dispute lost any other way."""
     with transaction.atomic():
         record = Dispute.objects.select_for_update().get(pk=dispute_pk)
-        status = answer.get("status")
-        if status in DisputeStatus.values and record.status not in CLOSED_DISPUTE_STATUSES \
-                and STATUS_RANK.get(status, 0) >= STATUS_RANK.get(record.status, 0):
-            record.status = status
+        advance_status(record, answer.get("status"))
         # Stripe's answer is at least as new as every event sent before the call.
         merge_evidence_details(record, answer, stale=False)
         now = timezone.now()

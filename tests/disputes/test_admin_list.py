@@ -25,9 +25,9 @@ def test_soonest_due_first_overdue_marked_and_not_offered_evidence(disputed, fin
     listed = rows(response.content.decode())
     assert [next(d for d in (overdue, soon, later) if d.dispute_id in row) for row in listed] == [overdue, soon, later]
     first, second, third = listed
-    assert "(overdue)" in first and "€1,234.50" in first
+    assert "(overdue)" in first and "1234.50 EUR" in first
     assert "Submit evidence" not in first and "Accept dispute" in first  # past due: Stripe takes no evidence any more
-    assert "(overdue)" not in second and "Submit evidence" in second and "€100.00" in second
+    assert "(overdue)" not in second and "Submit evidence" in second and "100.00 EUR" in second
     assert "fraudulent" in second and "Needs response" in second
     assert soon.transaction.invoice.number in second and soon.transaction.charge_id in second  # links to invoice and balances
     assert reverse("admin:billing_invoice_change", args=[soon.transaction.invoice_id]) in second

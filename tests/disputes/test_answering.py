@@ -31,7 +31,7 @@ def test_accept_asks_first_then_stripe_closes_it_and_the_books_move_with_the_clo
     before = books(charge)
     url = reverse("admin:disputes_accept", args=[dispute.pk])
     page = finance_client.get(url)
-    assert page.status_code == 200 and "Yes, accept the dispute" in page.content.decode() and "€100.00" in page.content.decode()
+    assert page.status_code == 200 and "Yes, accept the dispute" in page.content.decode() and "100.00 EUR" in page.content.decode()
     assert not stripe_posts(fake_stripe, f"/v1/disputes/{dispute.dispute_id}/close")  # the confirmation page calls nobody
     response = finance_client.post(url, follow=True)
     assert "accepted: Stripe closed it as lost" in response.content.decode()
