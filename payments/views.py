@@ -23,7 +23,7 @@ from billing.models import BusinessEntity, Invoice
 from billing.money import to_minor_units
 from billing.selectors import invoice_with_open_amount
 from payments.formatting import format_money
-from payments.rendered_pages import page_html
+from payments.rendered_pages import page_html, scripts_read_the_csrf_cookie
 from payments.services import checkout as checkout_service
 from payments.services import offline
 from payments.services.instruments import get_or_create_stripe_customer
@@ -136,11 +136,13 @@ def pay(request, token):
     language = get_language() or "en"
     entity = invoice.business_entity
     offline_enabled = offline.offline_demo_enabled(checkout.setting)
+    # The offline demo's plain form posts the token; the page's script reads the cookie when it can (rendered_pages).
+    csrf_in_page = offline_enabled or not scripts_read_the_csrf_cookie()
     # Every value the template reads (rendered_pages: a page is reused only while all of them are the same).
     facts = (language, token, request.scheme, request.get_host(), invoice.pk, invoice.number, checkout.amount,
              checkout.currency, entity.public_name, entity.logo_url, entity.support_email, checkout.setting.pk,
              checkout.setting.publishable_key, tuple(checkout.method_types), checkout.future_payments, offline_enabled,
-             settings.STRIPE_JS_URL)
+             settings.STRIPE_JS_URL, csrf_in_page, settings.CSRF_COOKIE_NAME)
 
     def render_page(csrf_slot: str) -> str:
         config = {
@@ -152,10 +154,11 @@ def pay(request, token):
             "intentUrl": reverse("payments:create-intent", args=[token]),
             "returnUrl": request.build_absolute_uri(reverse("payments:return", args=[token])),
             "locale": language,
+            "csrfCookieName": settings.CSRF_COOKIE_NAME,
         }
         offline_methods = offline.test_methods_for(checkout.method_types) if offline_enabled else []
         context = {"invoice": invoice, "entity": entity, "checkout": checkout, "config": config,
-                   "offline_methods": offline_methods, "token": token, "csrf_token": csrf_slot,
+                   "offline_methods": offline_methods, "token": token, "csrf_token": csrf_slot if csrf_in_page else "",
                    "amount_display": format_money(checkout.amount, checkout.currency, language),
                    "stripe_js_url": settings.STRIPE_JS_URL, "future": checkout.future_payments}
         return render_to_string("payments/pay.html", context)

@@ -171,10 +171,10 @@ class E2EStack:
         page = browser.get(self.pay_url(name), timeout=30)
         assert page.status_code == 200, page.text
         assert self.setup["invoices"][name]["token"] in page.text  # the page posts back to its own intent URL
-        csrf = re.search(r'id="csrf"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*id="csrf"', page.text)
-        assert csrf, "the payment page carries no CSRF token"
+        csrf = browser.cookies.get("csrftoken")  # the page's script reads it from the cookie (payments/rendered_pages.py)
+        assert csrf, "the payment page set no CSRF cookie"
         response = browser.post(self.pay_url(name) + "intent/", json={"method_type": method_type, "save_for_future": save_for_future},
-                                headers={"X-CSRFToken": csrf.group(1) or csrf.group(2), "Referer": self.pay_url(name)}, timeout=30)
+                                headers={"X-CSRFToken": csrf, "Referer": self.pay_url(name)}, timeout=30)
         assert response.status_code == 200, response.text
         return response.json()
 

@@ -574,16 +574,15 @@ def _post_json(stack: Stack, path: str, payload: dict, headers: dict) -> int:
 
 
 def _start_payment(stack: Stack, token: str) -> int:
-    """The payment page's first step (GET for the CSRF cookie and token, then POST intent/), as a browser does."""
+    """The payment page's first step (GET for the CSRF cookie, then POST intent/ with its token), as the page's script does."""
     import http.cookiejar
-    import re
 
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     base = f"http://127.0.0.1:{stack.web_port}/pay/{token}/"
     try:
-        page = opener.open(base, timeout=30).read().decode()
-        csrf = re.search(r'id="csrf"[^>]*value="([^"]+)"', page).group(1)
+        opener.open(base, timeout=30).read()
+        csrf = next(cookie.value for cookie in jar if cookie.name == "csrftoken")
         request = urllib.request.Request(base + "intent/", data=json.dumps({"method_type": "card"}).encode(), method="POST",
                                          headers={"Content-Type": "application/json", "X-CSRFToken": csrf, "Referer": base})
         with opener.open(request, timeout=60) as response:

@@ -8,6 +8,20 @@
   var saveBox = document.getElementById("save-for-future");
   var stripe = Stripe(config.publishableKey, { locale: config.locale });
   var setup = config.mode === "setup";
+
+  // The payment page carries no CSRF token: it is read from Django's CSRF cookie, as Django documents for scripts
+  // (payments/rendered_pages.py). Pages that must carry one (saving a method, deployments with an HttpOnly cookie)
+  // have it in #csrf.
+  function csrfToken() {
+    var field = document.getElementById("csrf");
+    if (field) return field.value;
+    var prefix = (config.csrfCookieName || "csrftoken") + "=";
+    var cookies = document.cookie ? document.cookie.split("; ") : [];
+    for (var i = 0; i < cookies.length; i++) {
+      if (cookies[i].indexOf(prefix) === 0) return decodeURIComponent(cookies[i].slice(prefix.length));
+    }
+    return "";
+  }
   var options = setup
     ? { mode: "setup", currency: "eur", paymentMethodTypes: config.paymentMethodTypes }
     : { mode: "payment", amount: config.amount, currency: config.currency, paymentMethodTypes: config.paymentMethodTypes };
@@ -47,7 +61,7 @@
       if (result.error) { showError(result.error.message); return; }
       return fetch(config.intentUrl, {
         method: "POST",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": document.getElementById("csrf").value },
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
         body: JSON.stringify({ method_type: methodType, save_for_future: !!(saveBox && saveBox.checked && canSave()) }),
         credentials: "same-origin"
       }).then(function (response) {
