@@ -69,6 +69,11 @@ def process_webhook_events(self, event_ids: list[int]):
 
 def _process_batch(events, outcomes: dict[int, tuple[str, str]], deadline: float) -> None:
     try:
+        # The whole batch in one transaction when it can be (services.process_together); else event by event.
+        together = services.process_together(events) if len(events) > 1 and time.monotonic() <= deadline else None
+        if together is not None:
+            outcomes.update(together)
+            return
         for index, event in enumerate(events):
             if time.monotonic() > deadline:
                 services.enqueue_events_now([(later.pk, later.provider_setting_id) for later in events[index:]])

@@ -5,7 +5,9 @@ API base from STRIPE_API_BASE when set, a timeout, and network retries that reus
 idempotency key. Calls that move money require an idempotency key. Stripe's objects are returned
 as plain dicts and Stripe's errors as this project's exceptions carrying a sentence for the user.
 
-Callers must not hold database row locks while calling these functions.
+Callers must not hold database row locks while calling these functions; code that holds them for several units
+of work at once says so with `calls_refused()`, and a call attempted there raises `StripeCallRefused` before
+anything is sent.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import io
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -98,6 +102,29 @@ def _translate(exc: stripe.StripeError) -> StripeGatewayError:
     return StripeRequestRefused(message or "Stripe refused the request.", **details)
 
 
+# --- Where no call may happen --------------------------------------------------------------------
+
+
+class StripeCallRefused(Exception):
+    """A Stripe call was attempted inside `calls_refused()` (e.g. a batch of webhook events processed in one
+    transaction, which holds the row locks of all of them). Nothing was sent: the caller undoes its transaction and
+    does the work again where calls are allowed. Deliberately not a StripeGatewayError, so no caller mistakes it for
+    Stripe's answer."""
+
+
+_refused_because: ContextVar[str] = ContextVar("stripe_calls_refused_because", default="")
+
+
+@contextmanager
+def calls_refused(reason: str):
+    """No Stripe call in this block (this thread or task): the first one raises StripeCallRefused."""
+    token = _refused_because.set(reason)
+    try:
+        yield
+    finally:
+        _refused_because.reset(token)
+
+
 # --- Clients -------------------------------------------------------------------------------------
 
 _clients: dict[tuple, stripe.StripeClient] = {}
@@ -105,7 +132,10 @@ _clients_lock = threading.Lock()
 
 
 def client_for(setting) -> stripe.StripeClient:
-    """The setting's own client, cached per (setting, key, base URL, timeout)."""
+    """The setting's own client, cached per (setting, key, base URL, timeout). Every call starts here."""
+    reason = _refused_because.get()
+    if reason:
+        raise StripeCallRefused(f"No Stripe call here: {reason}.")
     secret_key = setting.secret_key
     if not secret_key:
         raise StripeAuthenticationFailed(f"The Stripe setting “{setting.name}” has no secret key.")

@@ -121,3 +121,16 @@ def test_events_of_more_than_twenty_types_are_asked_for_in_groups_of_twenty(sett
     listings = [r["params"]["types"] for r in fake_stripe.requests if r["path"] == "/v1/events"]
     assert [len(types) for types in listings] == [20, len(WEBHOOK_EVENTS) - 20]
     assert sorted(sum(listings, [])) == sorted(WEBHOOK_EVENTS)
+
+
+def test_no_call_leaves_where_calls_are_refused_and_calls_work_again_after(setting, fake_stripe):
+    with gateway.calls_refused("a batch holds its locks"):
+        with pytest.raises(gateway.StripeCallRefused, match="a batch holds its locks"):
+            gateway.retrieve_charge(setting, "ch_anything")
+        with pytest.raises(gateway.StripeCallRefused):  # money-moving calls too, before any request
+            gateway.create_refund(setting, charge_id="ch_anything", amount=Decimal("1.00"), currency="EUR", metadata={},
+                                  idempotency_key="refund-refused")
+    assert not issubclass(gateway.StripeCallRefused, gateway.StripeGatewayError)  # never mistaken for Stripe's answer
+    assert fake_stripe.count("GET", "/v1/") == 0 and fake_stripe.count("POST", "/v1/") == 0
+    gateway.retrieve_account(setting)  # outside the block: calls go out again
+    assert fake_stripe.count("GET", "/v1/account") == 1

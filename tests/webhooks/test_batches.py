@@ -150,3 +150,92 @@ def test_asynchronous_commit_can_be_turned_off_and_never_applies_inside_a_transa
     settings.WEBHOOK_ASYNC_COMMIT = True
     with transaction.atomic(), services.replayable_commits():  # the caller's transaction keeps its durability
         assert synchronous_commit() == "on"
+
+
+# --- One transaction per batch (services.process_together) ---------------------------------------------------------
+
+
+def books_of(invoices) -> list:
+    """What the books say about these invoices, comparable between two settings: balances and status per invoice."""
+    rows = []
+    for invoice in invoices:
+        invoice.refresh_from_db()
+        rows.append((invoice.status, sorted(Balance.objects.filter(invoice=invoice).values_list("type", "amount", "status", "locked"))))
+    return rows
+
+
+def the_mix(setting, invoices) -> list[int]:
+    """Card, SEPA settled, SEPA failed, card refunded from the Dashboard (refunds embedded), in Stripe's order."""
+    ids = []
+    for index, invoice in enumerate(invoices):
+        charge = make_charge(metadata={"invoice_id": str(invoice.pk)}, created=1_700_000_000 + index)
+        kind = index % 4
+        if kind == 0:
+            ids.append(stored(setting, make_event("charge.succeeded", charge)))
+        elif kind in (1, 2):
+            ids.append(stored(setting, make_event("charge.pending", {**charge, "status": "pending"})))
+            ids.append(stored(setting, make_event("charge.failed" if kind == 2 else "charge.succeeded",
+                                                  {**charge, "status": "failed" if kind == 2 else "succeeded"})))
+        else:
+            refund = {"id": f"re_{charge['id']}", "object": "refund", "amount": 2500, "currency": "eur", "charge": charge["id"],
+                      "status": "succeeded", "created": 1_700_000_500 + index, "metadata": {}}
+            ids.append(stored(setting, make_event("charge.succeeded", charge)))
+            ids.append(stored(setting, make_event("charge.refunded", {**charge, "refunds": {"object": "list", "data": [refund],
+                                                                                         "has_more": False}})))
+    return ids
+
+
+def test_a_batch_in_one_transaction_books_exactly_what_event_by_event_books(fake_stripe):
+    together_setting, alone_setting = ProviderSettingFactory(), ProviderSettingFactory()
+    together_invoices = [InvoiceFactory(amount="100.00", currency="EUR") for _ in range(8)]
+    alone_invoices = [InvoiceFactory(amount="100.00", currency="EUR") for _ in range(8)]
+    together_ids = the_mix(together_setting, together_invoices)
+    alone_ids = the_mix(alone_setting, alone_invoices)
+
+    outcomes = services.process_together(services.claim_events(together_ids))
+    for event_id in alone_ids:
+        services.process_event(event_id)
+
+    assert outcomes == {event_id: (EventStatus.PROCESSED, "") for event_id in together_ids}  # taken as one batch
+    assert books_of(together_invoices) == books_of(alone_invoices)
+    assert any(status == InvoiceStatus.PAID for status, _ in books_of(together_invoices))
+    assert fake_stripe.count("GET", "/v1/") == 0
+
+
+def test_a_batch_that_needs_stripe_keeps_nothing_and_is_redone_event_by_event_with_one_call(setting, fake_stripe):
+    invoices = [InvoiceFactory(amount="100.00", currency="EUR") for _ in range(2)]
+    charges = [make_charge(metadata={"invoice_id": str(invoice.pk)}) for invoice in invoices]
+    refund = {"id": "re_listed", "object": "refund", "amount": 2500, "currency": "eur", "charge": charges[1]["id"],
+              "status": "succeeded", "created": 1_700_000_500, "metadata": {}}
+    fake_stripe.objects["re_listed"] = refund
+    fake_stripe.refunds_by_charge.setdefault(charges[1]["id"], []).append("re_listed")
+    not_embedded = {key: value for key, value in charges[1].items() if key != "refunds"}  # a newer API version: listed
+    ids = [stored(setting, make_event("charge.succeeded", charges[0])), stored(setting, make_event("charge.succeeded", charges[1])),
+           stored(setting, make_event("charge.refunded", not_embedded))]
+
+    assert services.process_together(services.claim_events(ids)) is None
+    assert Balance.objects.count() == 0  # the first two events' balances went with the batch's transaction
+    assert fake_stripe.count("GET", "/v1/refunds") == 0  # refused before anything was sent
+
+    assert tasks.process_webhook_events.apply(args=[ids]).successful()
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {EventStatus.PROCESSED}
+    assert fake_stripe.count("GET", "/v1/refunds") == 1  # listed once, by the event on its own, outside any lock
+    assert sorted(Balance.objects.values_list("amount", flat=True)) == [Decimal("-100.00"), Decimal("-75.00"), Decimal("-25.00"),
+                                                                       Decimal("25.00")]
+
+
+def test_an_error_in_a_batch_keeps_nothing_of_it_and_only_the_bad_event_fails(setting):
+    invoices = [InvoiceFactory(amount="100.00", currency="EUR") for _ in range(2)]
+    good = [stored(setting, make_event("charge.succeeded", make_charge(metadata={"invoice_id": str(invoice.pk)}))) for invoice in invoices]
+    malformed = make_charge()
+    del malformed["id"]
+    bad = stored(setting, make_event("charge.succeeded", malformed))
+    ids = [good[0], bad, good[1]]
+
+    assert services.process_together(services.claim_events(ids)) is None
+    assert Balance.objects.count() == 0
+
+    assert tasks.process_webhook_events.apply(args=[ids]).successful()
+    statuses = dict(WebhookEvent.objects.values_list("id", "status"))
+    assert [statuses[pk] for pk in ids] == [EventStatus.PROCESSED, EventStatus.FAILED, EventStatus.PROCESSED]
+    assert Balance.objects.count() == 2
