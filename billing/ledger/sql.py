@@ -21,7 +21,7 @@ from decimal import Decimal
 from functools import cache
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Sum
 
 from billing.constants import BalanceStatus, BalanceType, LockReason, PaymentEntryStatus
@@ -57,15 +57,16 @@ def prepared_cursor():
     Without Django's per-request health check (a `SELECT 1` round trip as long as the statement it protects): a
     connection that died fails the statement instead, and the callers recover (the webhook view retries its
     idempotent insert once on a new connection; tasks are retried)."""
-    if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
-        return connection.cursor()
+    db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.x` is a thread-local lookup (4 cursors per event)
+    if db.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
+        return db.cursor()
     from django.db.backends.postgresql.base import ServerBindingCursor
 
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    with connection.wrap_database_errors:
-        raw = ServerBindingCursor(connection.connection)
-    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    with db.wrap_database_errors:
+        raw = ServerBindingCursor(db.connection)
+    return db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
 
 
 def id_batches(ids: Iterable[int]) -> list[tuple[str, list]]:
