@@ -4,7 +4,8 @@ The fairness test runs a REAL Celery worker (threads pool, as in production) on 
 for entity A is stored and published through the webhook view's path (store_event, background publisher, fast Redis
 writer), then one event for entity B, which must be booked within 2 s of its storage while A's backlog still drains.
 Without lanes (WEBHOOK_LANES=1, every event in one queue) B waits behind the whole burst and the test fails:
-`WEBHOOK_LANES=1 pytest tests/webhooks/test_lanes.py -k burst` shows it.
+`WEBHOOK_LANES=1 pytest tests/webhooks/test_lanes.py -k burst` shows it. The issue's month-end burst of 20,000:
+`LANES_TEST_BURST=20000 pytest tests/webhooks/test_lanes.py -k burst -s` (it prints the delay).
 """
 
 import os
@@ -119,6 +120,8 @@ def test_a_burst_of_one_entity_does_not_delay_another_entitys_event(fake_stripe,
         except subprocess.TimeoutExpired:
             worker.kill()
     delay = (event.processed_at - event.received_at).total_seconds()
+    print(f"\nburst of {BURST}: the other entity's event was booked {delay:.2f} s after it was stored, with {left_when_stored} "
+          f"burst events still to do; {burst.filter(processed_at__gt=event.processed_at).count()} were booked after it")
     assert left_when_stored > BURST // 2, f"the burst was nearly drained ({left_when_stored} left) before the quiet event was stored"
     processed_after = burst.filter(processed_at__gt=event.processed_at).count()
     assert delay <= 2.0, f"the quiet entity's event waited {delay:.2f} s ({left_when_stored} burst events were still to do)"
