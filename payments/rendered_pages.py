@@ -9,7 +9,7 @@ Stripe setting's key and methods, language, token, host) and rendered again when
 impossible by construction, not by invalidation.
 
 The CSRF token is the only per-request value. The page's script reads it from Django's CSRF cookie (Django's
-documented way for scripts, `csrf_header_token` below), so the page carries none: masking a fresh token into every
+documented way for scripts; payments/static/payments/pay.js), so the page carries none: masking a fresh token into every
 page (64 random characters) and sending the cookie again was a fifth of what the page costs beyond the bare
 template (bench/page.py). Where a token must be in the HTML (the offline demo's plain form, or a deployment whose
 CSRF cookie scripts cannot read), the page is rendered with a slot that each request fills with its own token.

@@ -324,13 +324,13 @@ def process_claimed_event(event: WebhookEvent) -> tuple[str, str]:
 
 
 def process_together(events: list[WebhookEvent]) -> dict[int, tuple[str, str]] | None:
-    """A batch's events in ONE transaction, in their order: their outcomes, or None when any of them raised or would have
-    called Stripe (then nothing of the batch is kept, and the caller processes them one by one as before).
+    """A batch's events in ONE transaction (ordered by charge, see below): their outcomes, or None when any of them raised
+    or would have called Stripe (then nothing of the batch is kept, and the caller processes them one by one as before).
 
     Why (bench/cpu_per_event.py, profile in README "Performance"): an event's own transaction costs two round trips
     of its seven (BEGIN and COMMIT) and Django's transaction bookkeeping; a worker process is bound by its Python time
     per event, and that is where it goes. The result is the same as one transaction per event: the same handlers run
-    the same statements in the same order and see their own writes; what differs is that the batch's row locks are
+    the same statements and see their own writes; what differs is that the batch's row locks are
     held until its commit (milliseconds) and that an error undoes the whole batch, which is then redone event by
     event, so a bad event is failed or retried alone as before. A handler that needs Stripe (a refund list, a fetched
     charge, a source to charge) must not call it with the batch's locks held: `calls_refused` stops the call before
