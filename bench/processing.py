@@ -26,7 +26,7 @@ def run(env: dict, *, quick: bool = False) -> dict:
     django.setup()
     from django.conf import settings
 
-    rounds = 1 if quick else int(os.environ.get("BENCH_PROCESSING_ROUNDS", "3"))
+    rounds = 1 if quick else int(os.environ.get("BENCH_PROCESSING_ROUNDS", "5"))
     payments = 20 if quick else int(os.environ.get("BENCH_PAYMENTS", "400"))
     # The target compares with one web process's ingest rate. The machine's speed drifts within minutes, so each
     # drain is paired with an ingest measurement taken right after it (the ingest benchmark's service endpoint,
