@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Parallel runs on one machine (several worktrees) pick their own: E2E_DATABASE, E2E_REDIS_DB.
 DATABASE = os.environ.get("E2E_DATABASE", "billing_e2e")
 REDIS_DB = int(os.environ.get("E2E_REDIS_DB", "13"))
+BLOCKING_POPS = {"brpop", "blpop", "brpoplpush", "blmove"}  # what a Celery worker waits in (kombu's Redis transport)
 # Test-mode keys: clearly fake, not shaped like real ones (localstripe accepts any sk_ key).
 PUBLISHABLE_KEY = "pk_test_e2e_localstripe"
 SECRET_KEY = "sk_test_e2e_localstripe"
@@ -91,7 +92,14 @@ class E2EStack:
         import redis
 
         prepare_database(DATABASE)
-        redis.Redis.from_url(self.env["REDIS_URL"]).flushdb()
+        client = redis.Redis.from_url(self.env["REDIS_URL"])
+        client.flushdb()
+        # A Celery worker of something else on this Redis database would take the stack's tasks and process them against
+        # its own database: the events here would then never be processed, and the tests time out far from the cause.
+        consumers = [c for c in client.client_list() if c.get("db") == str(REDIS_DB) and c.get("cmd") in BLOCKING_POPS]
+        if consumers:
+            raise RuntimeError(f"Another process consumes tasks from Redis database {REDIS_DB} (client {consumers[0].get('addr')}): "
+                               "stop it, or give the e2e stack another database with E2E_REDIS_DB.")
         self._spawn("localstripe", [sys.executable, "-m", "devtools.localstripe_server", "--port", str(self.stripe_port)])
         wait_port(self.stripe_port)
         self.manage("migrate", "--noinput", "-v0")
