@@ -253,7 +253,7 @@ def _epoch(name: str) -> Func:
 
 
 def inbox_health(now: datetime | None = None) -> dict:
-    """The inbox as a whole (one queue for every entity): events waiting and the oldest, failed events, and lag."""
+    """The inbox as a whole (every entity's lanes together): events waiting and the oldest, failed events, and lag."""
     now = now or timezone.now()
     figures = WebhookEvent.objects.filter(status__in=[EventStatus.RECEIVED, EventStatus.FAILED]).aggregate(
         waiting=Count("id", filter=Q(status=EventStatus.RECEIVED)),
