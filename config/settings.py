@@ -251,6 +251,9 @@ WEBHOOK_PUBLISH_LINGER_MS = int(os.environ.get("WEBHOOK_PUBLISH_LINGER_MS", "20"
 # Up to this many events per processing task: a burst is drained without paying Celery's per-task work per event
 # (each event still has its own transaction and outcome). 1 gives one task per event.
 WEBHOOK_TASK_BATCH_SIZE = max(1, int(os.environ.get("WEBHOOK_TASK_BATCH_SIZE", "20")))
+# A worker that falls behind takes the tasks waiting in a lane along with the one it runs, up to this many events in one
+# batch (webhooks.publisher.take_waiting_events): its batches grow with the backlog. 1 or less turns that off.
+WEBHOOK_TASK_MAX_EVENTS = int(os.environ.get("WEBHOOK_TASK_MAX_EVENTS", "50"))
 # Event processing commits without waiting for the disk flush; a lost commit is replayed from the inbox
 # (why that is safe: webhooks.services.replayable_commits). false waits for every flush.
 WEBHOOK_ASYNC_COMMIT = env_bool("WEBHOOK_ASYNC_COMMIT", True)

@@ -19,6 +19,9 @@ still gets one small task per linger window. The ids are (event id, setting id) 
 setting's lane (webhooks.lanes) and a batch never mixes lanes.
 
 In-process (eager) Celery — tests and the demo without a broker — publishes synchronously instead.
+
+The worker's side of the batching (take_waiting_events): a task also takes the tasks that wait behind it in its lane, so
+when the worker falls behind, its batches grow with the backlog instead of staying as small as the linger made them.
 """
 
 from __future__ import annotations
@@ -94,6 +97,87 @@ class RedisTaskWriter:
             self.client.lpush(queue, *[self.message(batch, queue) for batch in batches])
 
 
+def event_ids_of_message(raw: bytes) -> list[int] | None:
+    """The event ids of a queued process_webhook_events message due now (ours or Celery's own publish); None for any
+    other message: another task, a retry waiting for its countdown (an ETA), a shape we do not know."""
+    try:
+        message = json.loads(raw)
+        headers = message["headers"]
+        if headers.get("task") != TASK_NAME or headers.get("eta") or headers.get("retries"):
+            return None
+        body = message["body"]
+        if message["properties"].get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        event_ids = json.loads(body)[0][0]
+    except (ValueError, TypeError, KeyError, IndexError):
+        return None
+    if not isinstance(event_ids, list) or not all(type(event_id) is int for event_id in event_ids):
+        return None
+    return event_ids
+
+
+_broker = threading.local()
+
+
+def _broker_client():
+    """A Redis client on the broker, one per worker thread (None when the broker is not Redis)."""
+    from django.conf import settings
+
+    url = settings.CELERY_BROKER_URL or ""
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    clients = _broker.__dict__.setdefault("clients", {})
+    if url not in clients:
+        import redis
+
+        clients[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return clients[url]
+
+
+def take_waiting_events(queue: str, limit: int, *, round_trips: int = 3) -> list[int]:
+    """Event ids of the process_webhook_events tasks waiting next in `queue` (a webhook lane), taken off the queue, until
+    about `limit` events (messages are taken whole), in at most `round_trips` pops: one message first, then as many as
+    the limit needs at the size seen so far.
+
+    Why: the publisher's batches are as small as its linger makes them (one to five events at a paced few hundred
+    events/s), and a task's fixed cost (Celery's delivery and acknowledgement, reading the events, the transaction, the
+    outcomes, the receipts task) is then paid for every one or two events: a worker that falls behind stays behind.
+    Taking the waiting tasks along makes a batch grow with the backlog (bench/time_to_books.py).
+
+    Safe to take a message off Redis without Celery's acknowledgement: a message is only a wake-up call; the event is
+    durable in the inbox, `received` until its processing commits. A worker that dies holding it leaves it `received`,
+    and beat's requeue_stale_events publishes it again after a minute, as for a publish that never happened. A message
+    that is not ours to take (another task, a retry with a countdown) goes back to the end of the queue it came from
+    with those popped after it, in their order, where the workers' next pops find them. Redis unreachable: nothing
+    more is taken (a message taken and not put back leaves its events `received`, for beat)."""
+    import redis
+
+    client = _broker_client()
+    event_ids: list[int] = []
+    if client is None:
+        return event_ids
+    messages = 0
+    try:
+        for _ in range(round_trips):
+            wanted = limit - len(event_ids)
+            if wanted <= 0:
+                break
+            count = max(1, wanted // max(1, len(event_ids) // messages)) if messages else 1
+            popped = client.rpop(queue, count) or []  # oldest first
+            for index, raw in enumerate(popped):
+                taken = event_ids_of_message(raw)
+                if taken is None:
+                    client.rpush(queue, *reversed(popped[index:]))  # the last pushed is the next popped
+                    return event_ids
+                event_ids.extend(taken)
+                messages += 1
+            if len(popped) < count:
+                break  # the lane is empty
+    except redis.RedisError as exc:
+        logger.warning("Could not take waiting webhook tasks from %s (%s: %s)", queue, type(exc).__name__, exc)
+    return event_ids
+
+
 def redis_writer_from_settings() -> RedisTaskWriter | None:
     """The fast writer when the broker is Redis; else None. Routes do not matter: the lane is the queue (webhooks.lanes)."""
     from django.conf import settings
@@ -141,18 +225,23 @@ class BackgroundPublisher:
                 self._writer = self._writer_factory()
             except Exception:
                 logger.exception("No fast Redis writer; publishing through Celery")
+        last_publish = 0.0
         while True:
             batch = [self._queue.get()]
-            # Sleep `linger` (deaf to new ids, so that each webhook does not wake this thread), then take
-            # everything that arrived: one round trip carries several messages. A sync web process gets one
-            # webhook at a time, and a publish per webhook would cost it as much CPU as the INSERT.
-            if self._linger:
-                time.sleep(self._linger)
+            # At most one publish per `linger`: sleep what is left of it since the last publish (deaf to new ids, so
+            # that each webhook does not wake this thread), then take everything that arrived: one round trip carries
+            # several messages. A sync web process gets one webhook at a time, and a publish per webhook would cost
+            # it as much CPU as the INSERT. An id arriving after a quiet `linger` goes at once: the wait is paid only
+            # when there is something to share the round trip with (time to books at low and paced rates).
+            wait = last_publish + self._linger - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
             while len(batch) < MAX_BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
                 except Empty:
                     break
+            last_publish = time.monotonic()
             try:
                 self._publish_batch(batch)
             except Exception:  # never let the thread die; beat re-enqueues what was not published

@@ -300,13 +300,18 @@ def replayable_commits():
     charges) carries idempotency keys, so a replay repeats nothing. Saves a disk flush per event.
     Only outside a transaction (the setting is the session's), and only while the block runs.
     """
-    from django.conf import settings
-
-    if connection.vendor != "postgresql" or not settings.WEBHOOK_ASYNC_COMMIT or connection.in_atomic_block:
+    if not _may_commit_asynchronously():
         yield
         return
     with sql.asynchronous_commits():
         yield
+
+
+def _may_commit_asynchronously() -> bool:
+    """PostgreSQL, the setting on, and no caller's transaction (whose durability is the caller's)."""
+    from django.conf import settings
+
+    return connection.vendor == "postgresql" and settings.WEBHOOK_ASYNC_COMMIT and not connection.in_atomic_block
 
 
 def process_claimed_event(event: WebhookEvent) -> tuple[str, str]:
@@ -324,8 +329,11 @@ def process_claimed_event(event: WebhookEvent) -> tuple[str, str]:
 
 
 def process_together(events: list[WebhookEvent]) -> dict[int, tuple[str, str]] | None:
-    """A batch's events in ONE transaction (ordered by charge, see below): their outcomes, or None when any of them raised
-    or would have called Stripe (then nothing of the batch is kept, and the caller processes them one by one as before).
+    """A batch's events in ONE transaction (ordered by charge, see below), their outcomes recorded in it too: the
+    outcomes, or None when any of them raised or would have called Stripe (then nothing of the batch is kept, and the
+    caller processes them one by one as before). The transaction commits asynchronously (replayable_commits says why
+    that is safe; here SET LOCAL, one statement instead of a SET and a RESET around it), and its outcomes commit with
+    the books they describe.
 
     Why (bench/cpu_per_event.py, profile in README "Performance"): an event's own transaction costs two round trips
     of its seven (BEGIN and COMMIT) and Django's transaction bookkeeping; a worker process is bound by its Python time
@@ -346,9 +354,13 @@ def process_together(events: list[WebhookEvent]) -> dict[int, tuple[str, str]] |
 
     outcomes: dict[int, tuple[str, str]] = {}
     try:
+        replayable = _may_commit_asynchronously()
         with calls_refused("a batch of webhook events holds its row locks"), transaction.atomic():
+            if replayable:
+                sql.commit_this_transaction_asynchronously()
             for event in sorted(events, key=charge_of):  # stable: a charge's events stay in arrival order
                 outcomes[event.pk] = process_claimed_event(event)
+            finish_events(outcomes)
     except Exception as exc:  # noqa: BLE001 - any error: the batch is redone event by event, where it is handled
         logger.info("Webhook batch of %s events redone one by one: %s: %s", len(events), type(exc).__name__, exc)
         return None

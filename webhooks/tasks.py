@@ -11,6 +11,7 @@ from providers.stripe.gateway import StripeRequestRefused
 from receipts.tasks import in_one_task as receipts_in_one_task
 from webhooks import services
 from webhooks.lanes import lane_queue
+from webhooks.publisher import take_waiting_events
 from webhooks.models import EventStatus
 
 logger = logging.getLogger(__name__)
@@ -50,30 +51,49 @@ BATCH_BUDGET_SECONDS = 30
 
 @shared_task(bind=True, name="webhooks.tasks.process_webhook_events", max_retries=MAX_RETRIES, acks_late=True)
 def process_webhook_events(self, event_ids: list[int]):
-    """Several events in one task (webhooks/publisher.py groups a burst). Each event has its own transaction and
-    outcome; the outcomes are recorded together at the end (a crash before that only makes the events run again,
-    which handlers make harmless). An event that fails for a passing reason continues alone in
-    process_webhook_event with its backoff, so one bad event never holds up or repeats the others."""
+    """Several events in one task (webhooks/publisher.py groups a burst), with the tasks waiting behind it in its lane
+    when the worker is behind (take_waiting_events). The batch runs in one transaction with its outcomes
+    (services.process_together); when it cannot, each event has its own transaction and outcome, recorded together at
+    the end (a crash before that only makes the events run again, which handlers make harmless). An event that fails
+    for a passing reason continues alone in process_webhook_event with its backoff, so one bad event never holds up or
+    repeats the others."""
+    event_ids = list(event_ids) + _waiting_in_lane(self.request, len(event_ids))
     try:
         events = services.claim_events(event_ids)
-    except DatabaseError as exc:
-        raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries + 1), 600)) from exc
+    except DatabaseError as exc:  # the retry carries the events taken from the lane too
+        raise self.retry(args=(event_ids,), exc=exc, countdown=min(2 ** (self.request.retries + 1), 600)) from exc
     if not events:
         return 0
     deadline = time.monotonic() + BATCH_BUDGET_SECONDS
     outcomes: dict[int, tuple[str, str]] = {}
-    with services.replayable_commits(), receipts_in_one_task():
+    with receipts_in_one_task():
         _process_batch(events, outcomes, deadline)
     return len(outcomes)
 
 
+def _waiting_in_lane(request, have: int) -> list[int]:
+    """Event ids of the tasks waiting next in this task's lane, up to WEBHOOK_TASK_MAX_EVENTS in all (none in-process)."""
+    from django.conf import settings
+
+    queue = (request.delivery_info or {}).get("routing_key") or ""
+    if request.is_eager or not queue.startswith(settings.WEBHOOK_LANE_PREFIX) or have >= settings.WEBHOOK_TASK_MAX_EVENTS:
+        return []
+    return take_waiting_events(queue, settings.WEBHOOK_TASK_MAX_EVENTS - have)
+
+
 def _process_batch(events, outcomes: dict[int, tuple[str, str]], deadline: float) -> None:
+    # The whole batch in one transaction with its outcomes when it can be (services.process_together)...
+    together = services.process_together(events) if time.monotonic() <= deadline else None
+    if together is not None:
+        outcomes.update(together)
+        return
+    # ... else event by event, each in its own transaction, the outcomes recorded together at the end.
+    with services.replayable_commits():
+        _process_one_by_one(events, outcomes, deadline)
+
+
+def _process_one_by_one(events, outcomes: dict[int, tuple[str, str]], deadline: float) -> None:
     try:
-        # The whole batch in one transaction when it can be (services.process_together); else event by event.
-        together = services.process_together(events) if len(events) > 1 and time.monotonic() <= deadline else None
-        if together is not None:
-            outcomes.update(together)
-            return
         for index, event in enumerate(events):
             if time.monotonic() > deadline:
                 services.enqueue_events_now([(later.pk, later.provider_setting_id) for later in events[index:]])

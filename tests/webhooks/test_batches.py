@@ -234,8 +234,41 @@ def test_an_error_in_a_batch_keeps_nothing_of_it_and_only_the_bad_event_fails(se
 
     assert services.process_together(services.claim_events(ids)) is None
     assert Balance.objects.count() == 0
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {EventStatus.RECEIVED}  # no outcome kept either
 
     assert tasks.process_webhook_events.apply(args=[ids]).successful()
     statuses = dict(WebhookEvent.objects.values_list("id", "status"))
     assert [statuses[pk] for pk in ids] == [EventStatus.PROCESSED, EventStatus.FAILED, EventStatus.PROCESSED]
     assert Balance.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_commits_its_outcomes_with_its_books_asynchronously_and_leaves_the_session_as_it_was(settings, celery_conf):
+    from django.db import connection
+
+    settings.WEBHOOK_ASYNC_COMMIT = True
+    setting = ProviderSettingFactory()
+    invoices = [InvoiceFactory(amount="100.00", currency="EUR") for _ in range(3)]
+    # Stored as the view stores them, with no processing after the commit (in-process Celery would process them at once).
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.WEBHOOK_PUBLISH_IN_BACKGROUND = False, False
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens: the publish fails, the events wait in the inbox
+    celery_conf(task_always_eager=False, broker_url=settings.CELERY_BROKER_URL)
+    ids = [stored(setting, make_event("charge.succeeded", make_charge(metadata={"invoice_id": str(invoice.pk)}))) for invoice in invoices]
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {EventStatus.RECEIVED}
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        outcomes = services.process_together(services.claim_events(ids))
+
+    assert outcomes == {event_id: (EventStatus.PROCESSED, "") for event_id in ids}
+    # One SET LOCAL inside the transaction, instead of a SET and a RESET around it; the next transaction waits again.
+    assert statements.count("SET LOCAL synchronous_commit TO off") == 1 and not any("RESET" in sql for sql in statements)
+    assert synchronous_commit() == "on"
+    events = WebhookEvent.objects.filter(pk__in=ids)
+    assert {(event.status, event.attempts) for event in events} == {(EventStatus.PROCESSED, 1)}
+    assert len({event.processed_at for event in events}) == 1  # recorded in the batch's transaction, with its books
+    assert Balance.objects.count() == 3

@@ -127,3 +127,32 @@ def test_a_burst_of_one_entity_does_not_delay_another_entitys_event(fake_stripe,
     assert delay <= 2.0, f"the quiet entity's event waited {delay:.2f} s ({left_when_stored} burst events were still to do)"
     assert processed_after > BURST // 4  # it overtook most of the backlog
     assert burst.filter(status=EventStatus.PROCESSED).count() == BURST
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_is_behind_takes_the_waiting_tasks_of_a_lane_along(fake_stripe, background_publisher, settings):
+    """Tasks of one event each (as the publisher's linger makes them at a low rate) pile up while no worker runs: the
+    worker's batches grow with that backlog (webhooks.publisher.take_waiting_events) instead of paying a task per event."""
+    settings.WEBHOOK_TASK_BATCH_SIZE = 1
+    setting = ProviderSettingFactory(business_entities=[BusinessEntityFactory()])
+    for index in range(200):
+        services.store_event(setting, make_event("charge.succeeded", make_charge(created=1_700_000_000 + index)))
+    assert services._background_publisher().flush(timeout=30)
+    import redis
+
+    assert redis.Redis.from_url(BROKER).llen(lanes.lane_queue(setting.pk)) == 200  # one task per event
+    worker = start_worker()
+    try:
+        events = WebhookEvent.objects.filter(provider_setting=setting)
+        wait_until(lambda: not events.exclude(status=EventStatus.PROCESSED).exists(), 60, "the backlog to drain")
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    assert {event.attempts for event in events} == {1}
+    # A batch records its outcomes in its own transaction: one processed_at per batch. Four threads, up to 50 events each.
+    batches = len({event.processed_at for event in events})
+    assert batches <= 200 // django_settings.WEBHOOK_TASK_MAX_EVENTS + 8, f"{batches} batches for 200 events"

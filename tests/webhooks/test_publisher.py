@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 
 from webhooks.lanes import lane_queue
-from webhooks.publisher import BackgroundPublisher, RedisTaskWriter
+from webhooks.publisher import BackgroundPublisher, RedisTaskWriter, event_ids_of_message, take_waiting_events
 
 
 class RecordingWriter:
@@ -31,17 +31,25 @@ def test_every_submitted_event_is_published_once_in_batches():
     assert sorted(published) == list(range(1, 1001))
 
 
-def test_with_a_linger_webhooks_arriving_one_by_one_share_a_round_trip():
-    """A sync web process submits one id per request; lingering puts those of several requests in one LPUSH."""
+def test_with_a_linger_webhooks_arriving_one_by_one_share_a_round_trip_and_one_after_a_quiet_spell_goes_at_once():
+    """A sync web process submits one id per request; lingering puts those of several requests in one LPUSH, at most one
+    publish per linger. The first id after a quiet linger has nothing to wait for: it is published at once."""
     import time
 
     writer = RecordingWriter()
-    publisher = BackgroundPublisher(lambda event_id: None, writer_factory=lambda: writer, linger=1.0)
+    publisher = BackgroundPublisher(lambda event_id: None, writer_factory=lambda: writer, linger=0.5)
+    started = time.monotonic()
     for event_id in range(1, 6):
         publisher.submit(event_id)
         time.sleep(0.01)  # requests a few milliseconds apart, all well inside the linger
     assert publisher.flush(timeout=5)
-    assert writer.batches == [[1, 2, 3, 4, 5]]
+    assert writer.batches == [[1], [2, 3, 4, 5]]
+    assert time.monotonic() - started >= 0.5  # the second publish waited for the linger
+    time.sleep(0.6)  # quiet
+    published_at = time.monotonic()
+    publisher.submit(6)
+    assert publisher.flush(timeout=5)
+    assert writer.batches[-1] == [6] and time.monotonic() - published_at < 0.25
 
 
 def test_a_broker_error_loses_the_thread_nothing():
@@ -115,3 +123,77 @@ def test_the_writer_puts_up_to_batch_size_ids_of_one_lane_in_each_message():
     # Setting 1 + lanes shares setting 1's lane; batches never mix lanes.
     assert bodies == {lane_queue(1): [[1, 2, 3], [4, 5, 6], [7, 9]], lane_queue(2): [[8]]}
     assert argsreprs == ["([1, 2, 3],)", "([4, 5, 6],)", "([7, 9],)"]
+
+
+# --- The worker's side: a task takes the tasks waiting behind it in its lane (take_waiting_events) -------------------
+
+
+@pytest.fixture
+def lane_broker(settings):
+    import redis
+
+    url = "redis://127.0.0.1:6379/14"
+    settings.CELERY_BROKER_URL = url
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+def queued(client, queue) -> list:
+    """The lane's messages, next to be consumed first (workers pop from the right)."""
+    return [json.loads(message) for message in reversed(client.lrange(queue, 0, -1))]
+
+
+@pytest.mark.services
+def test_a_task_takes_the_waiting_tasks_of_its_lane_oldest_first_up_to_the_limit(lane_broker):
+    writer = RedisTaskWriter(settings.CELERY_BROKER_URL, time_limits=(120, 90), batch_size=2)
+    writer.publish([(event_id, 3) for event_id in range(1, 9)])  # four messages of two events in lane 3
+    writer.publish([(100, 4)])  # another lane: never taken by lane 3's task
+
+    assert take_waiting_events(lane_queue(3), limit=3) == [1, 2, 3, 4]  # whole messages, until the limit is reached
+    assert take_waiting_events(lane_queue(3), limit=50) == [5, 6, 7, 8]
+    assert take_waiting_events(lane_queue(3), limit=50) == []
+
+    writer.batch_size = 1
+    writer.publish([(event_id, 3) for event_id in range(10, 110)])  # a hundred tasks of one event
+    assert take_waiting_events(lane_queue(3), limit=50) == list(range(10, 60))  # in three pops: 1, then 49
+    assert lane_broker.llen(lane_queue(3)) == 50
+    assert [message["headers"]["argsrepr"] for message in queued(lane_broker, lane_queue(4))] == ["([100],)"]
+
+
+@pytest.mark.services
+def test_a_retry_waiting_for_its_countdown_or_another_task_is_put_back_in_its_place(lane_broker):
+    from config.celery import app
+
+    writer = RedisTaskWriter(settings.CELERY_BROKER_URL, time_limits=(120, 90), batch_size=5)
+    writer.publish([(1, 3), (2, 3)])
+    with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
+        app.send_task("webhooks.tasks.process_webhook_event", args=(7,), connection=connection, queue=lane_queue(3), countdown=60)
+        app.send_task("webhooks.tasks.process_webhook_events", args=([8],), connection=connection, queue=lane_queue(3), countdown=60)
+    writer.publish([(9, 3)])
+    writer.publish([(10, 3)])
+
+    assert take_waiting_events(lane_queue(3), limit=50) == [1, 2]  # stops at the retry, which keeps its countdown
+    left = queued(lane_broker, lane_queue(3))
+    assert [message["headers"]["task"] for message in left] == ["webhooks.tasks.process_webhook_event",
+                                                                "webhooks.tasks.process_webhook_events",
+                                                                "webhooks.tasks.process_webhook_events",
+                                                                "webhooks.tasks.process_webhook_events"]
+    assert left[0]["headers"]["eta"] and left[1]["headers"]["eta"] and not left[2]["headers"]["eta"]
+    assert [message["headers"]["argsrepr"] for message in left[2:]] == ["([9],)", "([10],)"]  # in their order
+
+
+def test_only_a_due_batch_message_of_known_shape_gives_event_ids():
+    writer = RedisTaskWriter("redis://127.0.0.1:6379/14", time_limits=(120, 90), batch_size=5)
+    message = json.loads(writer.message([4, 5], lane_queue(1)))
+    assert event_ids_of_message(json.dumps(message).encode()) == [4, 5]
+    for broken in (b"not json", b"{}", json.dumps({**message, "headers": {**message["headers"], "task": "other.task"}}).encode(),
+                   json.dumps({**message, "body": base64.b64encode(b'[["x"], {}, {}]').decode()}).encode(),
+                   json.dumps({**message, "headers": {**message["headers"], "retries": 1}}).encode()):
+        assert event_ids_of_message(broken) is None
+
+
+def test_with_redis_down_nothing_is_taken_and_nothing_raises(settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    assert take_waiting_events(lane_queue(1), limit=50) == []
