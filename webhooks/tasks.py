@@ -11,8 +11,8 @@ from providers.stripe.gateway import StripeRequestRefused
 from receipts.tasks import in_one_task as receipts_in_one_task
 from webhooks import services
 from webhooks.lanes import lane_queue
-from webhooks.publisher import take_waiting_events
 from webhooks.models import EventStatus
+from webhooks.publisher import take_waiting_events
 
 logger = logging.getLogger(__name__)
 
