@@ -69,3 +69,69 @@ def test_the_worker_service_can_be_scaled():
     assert "-n " not in worker["command"]
     assert "redis:6379" in compose["x-app"]["environment"]["REDIS_URL"]
     assert "@db:5432/" in compose["x-app"]["environment"]["DATABASE_URL"]
+
+
+@pytest.mark.services
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_three_workers_like_the_scaled_service_share_the_events_and_book_each_once(fake_stripe, settings, celery_conf):
+    """What `docker compose up --scale worker=3` starts, on one machine (no Docker engine here): the worker service's
+    command three times, each with its own node name as its container's hostname would give it, on one Redis and one
+    PostgreSQL. Events of several settings stored and published as the webhook view does: every one booked exactly
+    once, and each worker took a share."""
+    import shlex
+    import tempfile
+    import time
+
+    import redis
+    from django.db import connection
+
+    from billing.models import Balance
+    from tests.factories import InvoiceFactory, ProviderSettingFactory
+    from tests.helpers import make_charge, make_event
+    from webhooks import services
+    from webhooks.models import EventStatus, WebhookEvent
+
+    broker = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    redis.Redis.from_url(broker).flushdb()
+    settings.CELERY_BROKER_URL, settings.CELERY_TASK_ALWAYS_EAGER, settings.WEBHOOK_PUBLISH_IN_BACKGROUND = broker, False, True
+    celery_conf(task_always_eager=False, broker_url=broker)
+    services._publisher = None
+    database = connection.settings_dict
+    env = {**os.environ, "REDIS_URL": broker, "CELERY_BROKER_URL": broker, "CELERY_TASK_ALWAYS_EAGER": "false",
+           "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"}
+    command = shlex.split(yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["worker"]["command"])
+    assert command[:4] == ["celery", "-A", "config", "worker"]
+    logs = [tempfile.NamedTemporaryFile("w+", suffix=f"-worker{index}.log") for index in range(3)]  # noqa: SIM115
+    workers = [subprocess.Popen([sys.executable, "-m", *command, "--without-gossip", "--without-mingle", "-n", f"worker{index}@replica{index}"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT) for index, log in enumerate(logs)]
+    try:
+        deadline = time.monotonic() + 60
+        while not all("ready" in open(log.name).read() for log in logs):  # noqa: SIM115 - re-read as the workers write
+            assert time.monotonic() < deadline, "the three workers did not start"
+            time.sleep(0.2)
+        invoices = [InvoiceFactory(amount="100.00", currency="EUR") for _ in range(300)]
+        setting_list = [ProviderSettingFactory() for _ in range(3)]
+        for index, invoice in enumerate(invoices):
+            services.store_event(setting_list[index % 3], make_event(
+                "charge.succeeded", make_charge(metadata={"invoice_id": str(invoice.pk)}, created=1_700_000_000 + index)))
+        assert services._background_publisher().flush(timeout=30)
+        events = WebhookEvent.objects.all()
+        while events.exclude(status=EventStatus.PROCESSED).exists():
+            assert time.monotonic() < deadline + 120, "the workers did not drain the events"
+            time.sleep(0.2)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        services._publisher = None
+        redis.Redis.from_url(broker).flushdb()
+    assert {event.attempts for event in events} == {1}
+    assert Balance.objects.count() == 300 and Balance.objects.values("invoice").distinct().count() == 300
+    shares = [open(log.name).read().count("process_webhook_events[") // 2 for log in logs]  # noqa: SIM115 - received, succeeded
+    print(f"\ntasks run per replica: {shares}")
+    assert all(share > 0 for share in shares), f"tasks run per worker: {shares}"
