@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from bench.common import ROOT, bench_env, prepare_database
 
-BENCHMARKS = ("ingest", "processing", "time_to_books", "refunds", "page", "payouts", "dashboard", "retention")
+BENCHMARKS = ("ingest", "processing", "time_to_books", "fairness", "refunds", "page", "payouts", "dashboard", "retention", "chaos")
 
 
 def machine() -> dict:
