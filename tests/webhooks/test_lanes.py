@@ -79,6 +79,14 @@ def start_worker() -> subprocess.Popen:
                              "-n", f"lanes-{os.getpid()}@%h"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def stop_worker(worker: subprocess.Popen) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+
+
 def wait_until(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -114,11 +122,7 @@ def test_a_burst_of_one_entity_does_not_delay_another_entitys_event(fake_stripe,
         wait_until(lambda: not burst.filter(status=EventStatus.RECEIVED).exists(), 120,
                    f"the burst to drain ({burst.filter(status=EventStatus.RECEIVED).count()} left)")
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker(worker)
     delay = (event.processed_at - event.received_at).total_seconds()
     print(f"\nburst of {BURST}: the other entity's event was booked {delay:.2f} s after it was stored, with {left_when_stored} "
           f"burst events still to do; {burst.filter(processed_at__gt=event.processed_at).count()} were booked after it")
@@ -147,11 +151,7 @@ def test_a_worker_that_is_behind_takes_the_waiting_tasks_of_a_lane_along(fake_st
         events = WebhookEvent.objects.filter(provider_setting=setting)
         wait_until(lambda: not events.exclude(status=EventStatus.PROCESSED).exists(), 60, "the backlog to drain")
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker(worker)
     assert {event.attempts for event in events} == {1}
     # A batch records its outcomes in its own transaction: one processed_at per batch. Four threads, up to 50 events each.
     batches = len({event.processed_at for event in events})
