@@ -21,9 +21,13 @@ def run(env: dict, *, quick: bool = False) -> dict:
     if quick:
         return {"run": False, "reason": "not in quick mode (make chaos runs it)"}
     child_env = {key: value for key, value in env.items() if key not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+    written = ROOT / "bench" / "results" / "chaos.json"
+    written.unlink(missing_ok=True)  # an earlier run's file must never be read as this run's
     output = subprocess.run([sys.executable, "-m", "tests.reliability", "crash_anywhere"], cwd=ROOT, env=child_env,
                             capture_output=True, text=True, timeout=1800)
-    reports = json.loads((ROOT / "bench" / "results" / "chaos.json").read_text())
+    if not written.exists():
+        raise RuntimeError(f"crash anywhere wrote no report (exit code {output.returncode}): {output.stderr[-2000:]}")
+    reports = json.loads(written.read_text())
     report = reports[-1]
     details = report.get("details", {})
     return {"run": True, "exit_code": output.returncode, "scenario": report["scenario"], "sent": report.get("sent"),

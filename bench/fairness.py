@@ -15,31 +15,17 @@ from bench.common import flush_broker, start_celery_worker, stop_process
 TARGET_SECONDS = 2.0
 
 
-def _wait(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
 def _two_entities_in_different_lanes():
+    """Two settings created one after the other: their lanes differ (the lane is the setting id modulo the lane count)
+    unless there is a single lane, where the target fails as it should."""
     from tests.factories import BusinessEntityFactory, ProviderSettingFactory
-    from webhooks import lanes
 
-    busy = ProviderSettingFactory(business_entities=[BusinessEntityFactory()])
-    quiet = ProviderSettingFactory(business_entities=[BusinessEntityFactory()])
-    while lanes.lane_queue(quiet.pk) == lanes.lane_queue(busy.pk):  # only with a single lane (then the target fails)
-        quiet = ProviderSettingFactory(business_entities=[BusinessEntityFactory()])
-        if len(lanes.lane_queues()) == 1:
-            break
-    return busy, quiet
+    return (ProviderSettingFactory(business_entities=[BusinessEntityFactory()]),
+            ProviderSettingFactory(business_entities=[BusinessEntityFactory()]))
 
 
 def run(env: dict, *, quick: bool = False) -> dict:
-    from tests.helpers import make_charge, make_event
+    from tests.helpers import make_charge, make_event, wait_until
     from webhooks import services
     from webhooks.models import EventStatus, WebhookEvent
 
@@ -56,13 +42,13 @@ def run(env: dict, *, quick: bool = False) -> dict:
     burst_events = WebhookEvent.objects.filter(provider_setting=busy)
     worker = start_celery_worker(env, concurrency=4, name="bench-fairness")
     try:
-        _wait(lambda: burst_events.filter(status=EventStatus.PROCESSED).exists(), 120, "the worker to start on the burst")
+        wait_until(lambda: burst_events.filter(status=EventStatus.PROCESSED).exists(), 120, "the worker to start on the burst")
         left_when_stored = burst_events.filter(status=EventStatus.RECEIVED).count()
         event_id, _ = services.store_event(quiet, make_event("charge.succeeded", make_charge()))
-        event = _wait(lambda: WebhookEvent.objects.filter(pk=event_id, status=EventStatus.PROCESSED).first(), 60,
+        event = wait_until(lambda: WebhookEvent.objects.filter(pk=event_id, status=EventStatus.PROCESSED).first(), 60,
                       "the other entity's event to be booked")
         drain_started = time.perf_counter()
-        _wait(lambda: not burst_events.filter(status=EventStatus.RECEIVED).exists(), 600, "the burst to drain")
+        wait_until(lambda: not burst_events.filter(status=EventStatus.RECEIVED).exists(), 600, "the burst to drain")
         drain_seconds = time.perf_counter() - drain_started
     finally:
         stop_process(worker)

@@ -248,8 +248,9 @@ CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 WEBHOOK_PUBLISH_IN_BACKGROUND = env_bool("WEBHOOK_PUBLISH_IN_BACKGROUND", True)
 # How long the background publisher waits to put several tasks in one Redis round trip (only delays processing).
 WEBHOOK_PUBLISH_LINGER_MS = int(os.environ.get("WEBHOOK_PUBLISH_LINGER_MS", "20"))
-# Up to this many events per processing task: a burst is drained without paying Celery's per-task work per event
-# (each event still has its own transaction and outcome). 1 gives one task per event.
+# Up to this many events per published processing task: a burst is drained without paying Celery's per-task work per
+# event (a batch runs in one transaction; when it cannot, each event in its own, with its own outcome). 1 gives one task
+# per event.
 WEBHOOK_TASK_BATCH_SIZE = max(1, int(os.environ.get("WEBHOOK_TASK_BATCH_SIZE", "20")))
 # A worker that falls behind takes the tasks waiting in a lane along with the one it runs, up to this many events in one
 # batch (webhooks.publisher.take_waiting_events): its batches grow with the backlog. 1 or less turns that off.

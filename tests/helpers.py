@@ -110,3 +110,14 @@ def run_at_once(*calls) -> list[Exception]:
     for thread in threads:
         thread.join()
     return errors
+
+
+def wait_until(condition, timeout: float, what: str):
+    """The first truthy value of `condition()`, polled every 50 ms; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

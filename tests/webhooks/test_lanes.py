@@ -11,7 +11,6 @@ Without lanes (WEBHOOK_LANES=1, every event in one queue) B waits behind the who
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from tests.factories import BusinessEntityFactory, ProviderSettingFactory
-from tests.helpers import make_charge, make_event
+from tests.helpers import make_charge, make_event, wait_until
 from webhooks import lanes, services
 from webhooks.models import EventStatus, WebhookEvent
 
@@ -85,16 +84,6 @@ def stop_worker(worker: subprocess.Popen) -> None:
         worker.wait(timeout=30)
     except subprocess.TimeoutExpired:
         worker.kill()
-
-
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")  # noqa: B023
 
 
 @pytest.mark.services
