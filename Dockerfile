@@ -1,4 +1,6 @@
-FROM python:3.11-slim
+# Docker Hub's Python image; deploy/local-images builds a stand-in where Docker Hub is out of reach.
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 # WeasyPrint (receipt PDFs) needs Pango, HarfBuzz's subsetter and a font.
