@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/billing
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: venv run test lint chaos bench clean
+.PHONY: venv run test lint chaos bench scale-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench: venv
 chaos: venv
 	$(PY) -m tests.reliability
 	RUN_CHAOS=1 $(PY) scripts/run_tests.py tests/reliability
+
+# docker-compose.yml with three worker replicas, for real (needs a Docker engine; README, Scaling).
+scale-check: venv
+	$(PY) scripts/compose_scale_check.py $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache

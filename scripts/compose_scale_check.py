@@ -73,11 +73,15 @@ print(json.dumps({
 """
 
 
+def docker() -> str:
+    return shutil.which("docker") or "docker"
+
+
 def compose_command() -> list[str]:
-    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        return ["docker", "compose"]
+    if subprocess.run([docker(), "compose", "version"], capture_output=True).returncode == 0:
+        return [docker(), "compose"]
     if shutil.which("docker-compose"):
-        return ["docker-compose"]
+        return [shutil.which("docker-compose")]
     raise SystemExit("Neither `docker compose` nor `docker-compose` is installed.")
 
 
@@ -137,10 +141,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if args.local_images:
-        missing = any(subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode
+        missing = any(subprocess.run([docker(), "image", "inspect", image], capture_output=True).returncode
                       for image in ("local/python:3.11-bookworm", "local/postgres:15-bookworm", "local/redis:7-bookworm"))
         if missing:
-            subprocess.run(["sh", str(LOCAL_IMAGES / "build.sh")], check=True)
+            subprocess.run(["/bin/sh", str(LOCAL_IMAGES / "build.sh")], check=True)
     stack = Stack(args.local_images)
     stack.run("down", "-v", "--remove-orphans", capture=True, check=False)
     started = time.monotonic()
