@@ -18,6 +18,7 @@ import uuid
 from datetime import UTC, datetime
 
 from bench.common import ROOT, flush_broker, mix_events, percentile, start_celery_worker, start_gunicorn, stop_process, wait_http
+from bench.cpu_shares import CpuShares
 
 SWEEP = (0.5, 0.7, 0.9, 1.0, 1.1)
 
@@ -73,13 +74,15 @@ def _latencies_ms(rows) -> list[float]:
     return sorted((processed - received).total_seconds() * 1000 for received, processed in rows)
 
 
-def _paced_run(url: str, rate: float, seconds: float) -> dict:
+def _paced_run(url: str, rate: float, seconds: float, cpu_of: dict | None = None) -> dict:
+    """With cpu_of (process sessions by group name), also where the CPU went while the load was sent."""
     count = int(rate * seconds) + 1
     payments = count // 2 + 1  # about two events per payment in the mix
     events = mix_events(_invoices(payments))[:count]
-    sent = _send(url, events, rate, seconds)
+    with CpuShares(cpu_of or {}) as cpu:
+        sent = _send(url, events, rate, seconds)
     latencies = _latencies_ms(_drained(list({event["id"] for event in events})))
-    return {"rate": round(rate, 1), "seconds": seconds, "sent": sent["sent"], "errors": sent["errors"],
+    return {**({"cpu": cpu.result()} if cpu_of else {}),"rate": round(rate, 1), "seconds": seconds, "sent": sent["sent"], "errors": sent["errors"],
             "sender_late_ms_p99": sent["late_ms_p99"], "p50_ms": round(percentile(latencies, 50), 1),
             "p99_ms": round(percentile(latencies, 99), 1), "processed": len(latencies)}
 
@@ -114,7 +117,7 @@ def run(env: dict, *, quick: bool = False) -> dict:
         time.sleep(2)  # the worker's start-up
         capacity = _capacity(url, 200 if quick else 3000)
         sweep = [{"share": share, **_paced_run(url, capacity * share, 2 if quick else 15)} for share in (SWEEP[:2] if quick else SWEEP)]
-        main = _paced_run(url, capacity * 0.9, 4 if quick else 60)
+        main = _paced_run(url, capacity * 0.9, 4 if quick else 60, cpu_of={"web": server.pid, "worker": worker.pid})
     finally:
         stop_process(worker)
         stop_process(server)
@@ -136,7 +139,15 @@ def table(result: dict) -> str:
         f"worker drain capacity: {result['capacity_events_per_second']} events/s",
         f"at 90 % ({main['rate']} events/s for {main['seconds']} s): p50 {main['p50_ms']} ms, p99 {main['p99_ms']} ms "
         f"(target p99 <= 50 ms: {met}); {main['processed']} events, sender p99 lateness {main['sender_late_ms_p99']} ms",
+        *([_cpu_line(main["cpu"])] if main.get("cpu") else []),
         "load sweep (share of capacity: p99): " + ", ".join(f"{row['share']:.0%}: {row['p99_ms']} ms" for row in result["sweep"]),
         f"first load with p99 over 100 ms: {'none of the sweep' if result['first_share_with_p99_over_100ms'] is None else format(result['first_share_with_p99_over_100ms'], '.0%')}",
     ]
     return "\n".join(lines)
+
+
+def _cpu_line(cpu: dict) -> str:
+    """Why p99 is what it is: when the cores are full, events wait for a core, not for the code."""
+    return (f"machine while the 90 % load was sent: {cpu['busy_cores']} of {cpu['cores']} cores busy (web processes {cpu['web_cores']}, "
+            f"worker {cpu['worker_cores']}, PostgreSQL {cpu['postgres_cores']}, other {cpu['other_cores']}: the load generator, "
+            "the benchmark itself)")

@@ -1,0 +1,67 @@
+"""Where the machine's CPU went during a measurement: cores busy in all, and the shares of process groups (the web
+server's session, the worker's, PostgreSQL's processes), read from /proc before and after. Printed beside a latency
+figure, it tells a slow code path from a machine that is simply full (issue 21: each figure with what explains it)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_seconds() -> float:
+    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICKS
+
+
+def _process_seconds() -> dict[int, tuple[str, int, float]]:
+    """pid -> (command name, session id, CPU seconds) of every process still running."""
+    processes = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name, rest = raw[raw.index("(") + 1:raw.rindex(")")], raw[raw.rindex(")") + 2:].split()
+        processes[int(entry.name)] = (name, int(rest[3]), (int(rest[11]) + int(rest[12])) / TICKS)
+    return processes
+
+
+class CpuShares:
+    """`with CpuShares({"web": server.pid, "worker": worker.pid}) as cpu: ...`, then `cpu.result()`: cores busy during
+    the block, in all and per group; a group is a session (processes started with start_new_session=True), plus
+    "postgres" (every process named postgres) and "other" (the rest, including processes that ended meanwhile)."""
+
+    def __init__(self, sessions: dict[str, int]):
+        self.sessions = sessions
+
+    def _group(self, name: str, session: int) -> str:
+        if name == "postgres":
+            return "postgres"
+        return next((group for group, leader in self.sessions.items() if session == leader), "other")
+
+    def __enter__(self):
+        self.started, self.busy_before, self.before = time.monotonic(), _machine_busy_seconds(), _process_seconds()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.busy_after, self.after = time.monotonic() - self.started, _machine_busy_seconds(), _process_seconds()
+        return False
+
+    def result(self) -> dict:
+        busy = (self.busy_after - self.busy_before) / self.wall
+        groups = {group: 0.0 for group in (*self.sessions, "postgres")}
+        for pid, (name, session, seconds) in self.after.items():
+            previous = self.before.get(pid)
+            spent = seconds - previous[2] if previous and previous[0] == name else seconds
+            group = self._group(name, session)
+            if group != "other":
+                groups[group] += spent / self.wall
+        shares = {group: round(cores, 2) for group, cores in groups.items()}
+        shares["other"] = round(max(busy - sum(groups.values()), 0.0), 2)
+        return {"cores": os.cpu_count(), "busy_cores": round(busy, 2), **{f"{group}_cores": cores for group, cores in shares.items()}}
