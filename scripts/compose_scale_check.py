@@ -7,10 +7,12 @@ processed and then checks what a scaled deployment must give: each invoice paid 
 processed on its first attempt, each replica ran a share of the tasks, and `check_books` clean. The stack and its
 volume are removed at the end (unless --keep).
 
-    python scripts/compose_scale_check.py [--invoices 600] [--local-images] [--keep]
+    python scripts/compose_scale_check.py [--invoices 600] [--local-images] [--pgbouncer] [--keep]
 
 --local-images uses deploy/local-images (stand-ins for Docker Hub's images built from Debian's packages) for a
-machine whose Docker engine cannot reach Docker Hub; it builds them first if they are missing.
+machine whose Docker engine cannot reach Docker Hub; it builds them first if they are missing. --pgbouncer puts
+PgBouncer in transaction mode between every app process and PostgreSQL (deploy/docker-compose.pgbouncer.yml) and
+checks that the app's connections go through it with the statement and lock timeouts still in force.
 """
 
 from __future__ import annotations
@@ -55,12 +57,21 @@ print(json.dumps({"setting": setting.pk}))
 
 OUTCOME = """
 import json
+from django.db import connection
 from django.db.models import Count
 from billing.models import Balance, Invoice
 from webhooks.models import WebhookEvent
 invoices = Invoice.objects.filter(number__startswith="SCALE-")
 balances = Balance.objects.filter(invoice__in=invoices)
+with connection.cursor() as cursor:
+    cursor.execute("SHOW statement_timeout")
+    statement_timeout = cursor.fetchone()[0]
+    cursor.execute("SHOW lock_timeout")
+    lock_timeout = cursor.fetchone()[0]
 print(json.dumps({
+    "database": f"{connection.settings_dict['HOST']}:{connection.settings_dict['PORT']}",
+    "prepare_threshold": connection.connection.prepare_threshold,
+    "timeouts": [statement_timeout, lock_timeout],
     "events": dict(WebhookEvent.objects.values_list("status").annotate(n=Count("id")).order_by()),
     "attempts": sorted(set(WebhookEvent.objects.values_list("attempts", flat=True))),
     "invoices": invoices.count(),
@@ -86,10 +97,12 @@ def compose_command() -> list[str]:
 
 
 class Stack:
-    def __init__(self, local_images: bool):
+    def __init__(self, local_images: bool, pgbouncer: bool):
         self.files = ["-f", str(ROOT / "docker-compose.yml")]
         if local_images:
             self.files += ["-f", str(LOCAL_IMAGES / "docker-compose.local-images.yml")]
+        if pgbouncer:
+            self.files += ["-f", str(ROOT / "deploy" / "docker-compose.pgbouncer.yml")]
         self.base = [*compose_command(), "-p", PROJECT, *self.files]
         fernet_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
         self.env = {**os.environ, "SECRET_KEY": secrets.token_urlsafe(50), "FIELD_ENCRYPTION_KEYS": fernet_key,
@@ -137,15 +150,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=600)
     parser.add_argument("--local-images", action="store_true", help="stand-ins for Docker Hub's images (deploy/local-images)")
+    parser.add_argument("--pgbouncer", action="store_true", help="PgBouncer in transaction mode in front of PostgreSQL")
     parser.add_argument("--keep", action="store_true", help="leave the stack running")
     args = parser.parse_args(argv)
 
+    if args.pgbouncer and not args.local_images and subprocess.run(
+            [docker(), "image", "inspect", "local/pgbouncer:1.18-bookworm"], capture_output=True).returncode:
+        raise SystemExit("--pgbouncer needs local/pgbouncer:1.18-bookworm: run deploy/local-images/build.sh")
     if args.local_images:
+        images = ["local/python:3.11-bookworm", "local/postgres:15-bookworm", "local/redis:7-bookworm"]
         missing = any(subprocess.run([docker(), "image", "inspect", image], capture_output=True).returncode
-                      for image in ("local/python:3.11-bookworm", "local/postgres:15-bookworm", "local/redis:7-bookworm"))
+                      for image in images + ["local/pgbouncer:1.18-bookworm"] * args.pgbouncer)
         if missing:
             subprocess.run(["/bin/sh", str(LOCAL_IMAGES / "build.sh")], check=True)
-    stack = Stack(args.local_images)
+    stack = Stack(args.local_images, args.pgbouncer)
     stack.run("down", "-v", "--remove-orphans", capture=True, check=False)
     started = time.monotonic()
     try:
@@ -153,7 +171,8 @@ def main(argv=None) -> int:
         stack.run("up", "-d", "--scale", "worker=3")
         wait_healthy("http://127.0.0.1:8000/healthz", timeout=180)
         workers = [line for line in stack.run("ps", "-q", "worker", capture=True).splitlines() if line.strip()]
-        print(f"stack up in {time.monotonic() - started:.0f} s: web, {len(workers)} worker replicas, documents, beat, db, redis")
+        services = ["web", f"{len(workers)} worker replicas", "documents", "beat", *(["pgbouncer"] * args.pgbouncer), "db", "redis"]
+        print(f"stack up in {time.monotonic() - started:.0f} s: {', '.join(services)}")
         assert len(workers) == 3, f"{len(workers)} worker containers, not 3"
 
         webhook_secret = "whsec_" + secrets.token_hex(16)
@@ -185,6 +204,10 @@ def main(argv=None) -> int:
             failures.append(f"attempts {outcome['attempts']}")
         if not (outcome["balances"] == outcome["invoices_with_one_balance"] == outcome["amount_right"] == args.invoices):
             failures.append("not exactly one balance of the invoice's amount per invoice")
+        if args.pgbouncer and (outcome["database"] != "pgbouncer:6432" or outcome["prepare_threshold"] is not None):
+            failures.append(f"not through PgBouncer without prepared statements: {outcome['database']}, {outcome['prepare_threshold']}")
+        if outcome["timeouts"] != ["30s", "10s"]:
+            failures.append(f"statement and lock timeouts {outcome['timeouts']}, not 30s and 10s")
         if outcome["statuses"] != {"paid": args.invoices}:
             failures.append(f"invoice statuses {outcome['statuses']}")
         if len(shares) != 3 or min(shares.values()) == 0:

@@ -20,10 +20,12 @@ if ! docker image inspect local/bookworm:minbase >/dev/null 2>&1; then
     tar -C "$ROOTFS" -c . | docker import - local/bookworm:minbase >/dev/null
 fi
 CONTEXT=$(mktemp -d)
-cp "$HERE"/*.Dockerfile "$HERE"/postgres-entrypoint.sh "$CONTEXT"/
+cp "$HERE"/*.Dockerfile "$HERE"/*-entrypoint.sh "$CONTEXT"/
 mkdir "$CONTEXT/ca-certificates"
 cp /usr/local/share/ca-certificates/*.crt "$CONTEXT/ca-certificates/" 2>/dev/null || true
 docker build -q -t local/python:3.11-bookworm -f "$CONTEXT/python.Dockerfile" "$CONTEXT"
 docker build -q -t local/postgres:15-bookworm -f "$CONTEXT/postgres.Dockerfile" "$CONTEXT"
 docker build -q -t local/redis:7-bookworm -f "$CONTEXT/redis.Dockerfile" "$CONTEXT"
+# Not on Docker Hub in an official image: built here for deploy/docker-compose.pgbouncer.yml on every machine.
+docker build -q -t local/pgbouncer:1.18-bookworm -f "$CONTEXT/pgbouncer.Dockerfile" "$CONTEXT"
 rm -rf "$CONTEXT"

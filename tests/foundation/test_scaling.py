@@ -135,3 +135,30 @@ def test_three_workers_like_the_scaled_service_share_the_events_and_book_each_on
     shares = [open(log.name).read().count("process_webhook_events[") // 2 for log in logs]  # noqa: SIM115 - received, succeeded
     print(f"\ntasks run per replica: {shares}")
     assert all(share > 0 for share in shares), f"tasks run per worker: {shares}"
+
+
+def test_the_overrides_cover_every_service_they_must():
+    """deploy/: the PgBouncer override sends every app process through PgBouncer in transaction mode with nothing the
+    pooler would break (prepared statements, session settings); the local-images override replaces every image taken
+    from Docker Hub. A service added to docker-compose.yml without its override entry fails here, not in a deployment."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    app_services = {name for name, service in compose["services"].items() if "build" in service}
+    hub_images = {name for name, service in compose["services"].items() if "build" not in service}
+    assert app_services == {"web", "worker", "documents", "beat"} and hub_images == {"db", "redis"}
+
+    pooled = yaml.safe_load((ROOT / "deploy" / "docker-compose.pgbouncer.yml").read_text())
+    for name in app_services:
+        environment = pooled["services"][name]["environment"]
+        assert environment["DATABASE_URL"].startswith("postgres://") and "@pgbouncer:6432/" in environment["DATABASE_URL"]
+        assert environment["DB_PREPARED_STATEMENTS"] == "false" and environment["WEBHOOK_ASYNC_COMMIT"] == "false"
+        assert pooled["services"][name]["depends_on"]["pgbouncer"]["condition"] == "service_healthy"
+    bouncer = (ROOT / "deploy" / "local-images" / "pgbouncer-entrypoint.sh").read_text()
+    assert "pool_mode = transaction" in bouncer and "ignore_startup_parameters = options" in bouncer
+    role = (ROOT / "deploy" / "pgbouncer-role-timeouts.sql").read_text()
+    # The same limits as the startup option PgBouncer drops (config/settings.py's defaults).
+    assert "statement_timeout = '30s'" in role and "lock_timeout = '10s'" in role
+
+    local = yaml.safe_load((ROOT / "deploy" / "local-images" / "docker-compose.local-images.yml").read_text())
+    assert {name for name in local["services"] if "image" in local["services"][name]} == hub_images
+    assert all(local["services"][name]["build"]["args"]["PYTHON_IMAGE"] for name in app_services)
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in (ROOT / "Dockerfile").read_text()
