@@ -82,7 +82,9 @@ def _paced_run(url: str, rate: float, seconds: float, cpu_of: dict | None = None
     with CpuShares(cpu_of or {}) as cpu:
         sent = _send(url, events, rate, seconds)
     latencies = _latencies_ms(_drained(list({event["id"] for event in events})))
-    return {**({"cpu": cpu.result()} if cpu_of else {}),"rate": round(rate, 1), "seconds": seconds, "sent": sent["sent"], "errors": sent["errors"],
+    extra = {"cpu": {**cpu.result(), "load_generator_cores": round(sent["cpu_seconds"] / cpu.wall, 2)}} if cpu_of else {}
+    return {**extra,
+            "rate": round(rate, 1), "seconds": seconds, "sent": sent["sent"], "errors": sent["errors"],
             "sender_late_ms_p99": sent["late_ms_p99"], "p50_ms": round(percentile(latencies, 50), 1),
             "p99_ms": round(percentile(latencies, 99), 1), "processed": len(latencies)}
 
@@ -149,5 +151,5 @@ def table(result: dict) -> str:
 def _cpu_line(cpu: dict) -> str:
     """Why p99 is what it is: when the cores are full, events wait for a core, not for the code."""
     return (f"machine while the 90 % load was sent: {cpu['busy_cores']} of {cpu['cores']} cores busy (web processes {cpu['web_cores']}, "
-            f"worker {cpu['worker_cores']}, PostgreSQL {cpu['postgres_cores']}, other {cpu['other_cores']}: the load generator, "
-            "the benchmark itself)")
+            f"worker {cpu['worker_cores']}, PostgreSQL {cpu['postgres_cores']}, other {cpu['other_cores']}, of which the load "
+            f"generator {cpu.get('load_generator_cores', '?')})")
