@@ -11,10 +11,12 @@ from pathlib import Path
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _machine_busy_seconds() -> float:
-    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / TICKS
+def _machine_seconds() -> tuple[float, float, float]:
+    """(busy, of which interrupts, of which stolen) CPU seconds of the machine since boot. Interrupt time (irq and
+    softirq: much of it the kernel's loopback TCP) belongs to no process; stolen time is the hypervisor's other guests."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]] + [0] * 8
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / TICKS, (irq + softirq) / TICKS, steal / TICKS
 
 
 def _process_seconds() -> dict[int, tuple[str, int, float]]:
@@ -35,7 +37,8 @@ def _process_seconds() -> dict[int, tuple[str, int, float]]:
 class CpuShares:
     """`with CpuShares({"web": server.pid, "worker": worker.pid}) as cpu: ...`, then `cpu.result()`: cores busy during
     the block, in all and per group; a group is a session (processes started with start_new_session=True), plus
-    "postgres" (every process named postgres) and "other" (the rest, including processes that ended meanwhile)."""
+    "postgres" (every process named postgres) and "other" (the rest: other processes, including those that ended
+    meanwhile, interrupt time and stolen time, which are also given on their own)."""
 
     def __init__(self, sessions: dict[str, int]):
         self.sessions = sessions
@@ -46,15 +49,15 @@ class CpuShares:
         return next((group for group, leader in self.sessions.items() if session == leader), "other")
 
     def __enter__(self):
-        self.started, self.busy_before, self.before = time.monotonic(), _machine_busy_seconds(), _process_seconds()
+        self.started, self.machine_before, self.before = time.monotonic(), _machine_seconds(), _process_seconds()
         return self
 
     def __exit__(self, *exc):
-        self.wall, self.busy_after, self.after = time.monotonic() - self.started, _machine_busy_seconds(), _process_seconds()
+        self.wall, self.machine_after, self.after = time.monotonic() - self.started, _machine_seconds(), _process_seconds()
         return False
 
     def result(self) -> dict:
-        busy = (self.busy_after - self.busy_before) / self.wall
+        busy, interrupts, stolen = ((after - before) / self.wall for after, before in zip(self.machine_after, self.machine_before, strict=True))
         groups = {group: 0.0 for group in (*self.sessions, "postgres")}
         for pid, (name, session, seconds) in self.after.items():
             previous = self.before.get(pid)
@@ -64,4 +67,5 @@ class CpuShares:
                 groups[group] += spent / self.wall
         shares = {group: round(cores, 2) for group, cores in groups.items()}
         shares["other"] = round(max(busy - sum(groups.values()), 0.0), 2)
-        return {"cores": os.cpu_count(), "busy_cores": round(busy, 2), **{f"{group}_cores": cores for group, cores in shares.items()}}
+        return {"cores": os.cpu_count(), "busy_cores": round(busy, 2), **{f"{group}_cores": cores for group, cores in shares.items()},
+                "interrupt_cores": round(interrupts, 2), "stolen_cores": round(stolen, 2)}

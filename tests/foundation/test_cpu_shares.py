@@ -15,7 +15,8 @@ def test_a_busy_process_in_its_own_session_shows_in_its_group_and_in_the_machine
     # It ended inside the block: its CPU is "other" then, read from the machine total. Keep one alive to see its group.
     assert result["busy_cores"] >= 0.3
     assert result["other_cores"] >= 0.3 and result["burner_cores"] == 0
-    assert set(result) == {"cores", "busy_cores", "burner_cores", "postgres_cores", "other_cores"}
+    assert set(result) == {"cores", "busy_cores", "burner_cores", "postgres_cores", "other_cores", "interrupt_cores", "stolen_cores"}
+    assert 0 <= result["interrupt_cores"] + result["stolen_cores"] <= result["busy_cores"]
 
 
 def test_a_running_group_is_counted_as_its_own():
