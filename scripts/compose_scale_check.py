@@ -4,8 +4,9 @@ Builds and starts docker-compose.yml with three worker replicas (production sett
 creates a business entity with N open invoices and a Stripe setting for it, has `send_test_webhook --open-invoices`
 post one signed `charge.succeeded` per invoice to the web service as Stripe would, waits until every event is
 processed and then checks what a scaled deployment must give: each invoice paid by exactly one balance, every event
-processed on its first attempt, each replica ran a share of the tasks, and `check_books` clean. The stack and its
-volume are removed at the end (unless --keep).
+processed on its first attempt, each replica ran a share of the tasks, a receipt per payment issued by the documents
+worker (and one rendered to PDF in the image), and `check_books` clean. The stack and its volume are removed at the
+end (unless --keep).
 
     python scripts/compose_scale_check.py [--invoices 600] [--local-images] [--pgbouncer] [--keep]
 
@@ -44,7 +45,8 @@ from billing.models import Account, BusinessEntity, Invoice
 from providers.models import ProviderSetting
 from providers.services import save_provider_setting
 entity, _ = BusinessEntity.objects.get_or_create(slug="scale-check", defaults={"name": "Scale check", "default_currency": "EUR"})
-account, _ = Account.objects.get_or_create(business_entity=entity, name="Scale check customer", defaults={"email": "scale@example.com"})
+# No email address: receipts are issued (the documents worker) but not emailed, so 600 PDFs are not rendered here.
+account, _ = Account.objects.get_or_create(business_entity=entity, name="Scale check customer", defaults={"email": ""})
 invoices = [Invoice.objects.create(number=f"SCALE-{index:05d}", account=account, business_entity=entity, kind=InvoiceKind.INVOICE,
                                    amount=Decimal("100.00") + index, currency="EUR", payment_reference=f"Scale {index}",
                                    due_date=date.today() + timedelta(days=14), status=InvoiceStatus.OPEN)
@@ -60,8 +62,12 @@ import json
 from django.db import connection
 from django.db.models import Count
 from billing.models import Balance, Invoice
+from receipts.models import Receipt
+from receipts.services import receipt_pdf
 from webhooks.models import WebhookEvent
 invoices = Invoice.objects.filter(number__startswith="SCALE-")
+receipts = Receipt.objects.filter(invoice__in=invoices)
+first = receipts.order_by("id").first()
 balances = Balance.objects.filter(invoice__in=invoices)
 with connection.cursor() as cursor:
     cursor.execute("SHOW statement_timeout")
@@ -78,6 +84,8 @@ print(json.dumps({
     "statuses": dict(invoices.values_list("status").annotate(n=Count("id")).order_by()),
     "balances": balances.count(),
     "invoices_with_one_balance": balances.values("invoice").annotate(n=Count("id")).filter(n=1).count(),
+    "receipts": receipts.count(),
+    "receipt_pdf_bytes": len(receipt_pdf(first)) if first else 0,  # WeasyPrint and its libraries in the image
     "amount_right": sum(1 for invoice in invoices.prefetch_related("balances") for balance in invoice.balances.all()
                         if balance.amount == -invoice.amount),
 }))
@@ -188,7 +196,8 @@ def main(argv=None) -> int:
         deadline = time.monotonic() + 300
         while True:
             outcome = stack.python(OUTCOME)
-            if outcome["events"].get("processed", 0) >= args.invoices or time.monotonic() > deadline:
+            done = outcome["events"].get("processed", 0) >= args.invoices and outcome["receipts"] >= args.invoices
+            if done or time.monotonic() > deadline:
                 break
             time.sleep(2)
         print(f"booked after {time.monotonic() - sent:.1f} s: {json.dumps(outcome)}")
@@ -208,6 +217,8 @@ def main(argv=None) -> int:
             failures.append(f"not through PgBouncer without prepared statements: {outcome['database']}, {outcome['prepare_threshold']}")
         if outcome["timeouts"] != ["30s", "10s"]:
             failures.append(f"statement and lock timeouts {outcome['timeouts']}, not 30s and 10s")
+        if outcome["receipts"] != args.invoices or not outcome["receipt_pdf_bytes"]:
+            failures.append(f"{outcome['receipts']} receipts (documents worker), first PDF {outcome['receipt_pdf_bytes']} bytes")
         if outcome["statuses"] != {"paid": args.invoices}:
             failures.append(f"invoice statuses {outcome['statuses']}")
         if len(shares) != 3 or min(shares.values()) == 0:
