@@ -75,9 +75,9 @@ def test_the_worker_service_can_be_scaled():
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_three_workers_like_the_scaled_service_share_the_events_and_book_each_once(fake_stripe, settings, celery_conf):
-    """What `docker compose up --scale worker=3` starts, on one machine (no Docker engine here): the worker service's
-    command three times, each with its own node name as its container's hostname would give it, on one Redis and one
-    PostgreSQL. Events of several settings stored and published as the webhook view does: every one booked exactly
+    """What `docker compose up --scale worker=3` starts (`make scale-check` runs it with Docker), without Docker: the
+    worker service's command three times, each with its own node name as its container's hostname would give it, on
+    one Redis and one PostgreSQL. Events of several settings stored and published as the webhook view does: every one booked exactly
     once, and each worker took a share."""
     import shlex
     import tempfile
