@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
+# Servers the benchmarks share with the app, by process name.
+BY_NAME = {"postgres": "postgres", "redis-server": "redis"}
 
 
 def _machine_seconds() -> tuple[float, float, float]:
@@ -20,7 +22,9 @@ def _machine_seconds() -> tuple[float, float, float]:
 
 
 def _process_seconds() -> dict[int, tuple[str, int, float]]:
-    """pid -> (command name, session id, CPU seconds) of every process still running."""
+    """pid -> (command name, session id, CPU seconds) of every process still running. The seconds include those of its
+    children that ended and were reaped (cutime, cstime): PostgreSQL backends that closed and gunicorn workers that were
+    replaced show up in their parent's figure."""
     processes = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -30,22 +34,23 @@ def _process_seconds() -> dict[int, tuple[str, int, float]]:
         except OSError:  # gone meanwhile
             continue
         name, rest = raw[raw.index("(") + 1:raw.rindex(")")], raw[raw.rindex(")") + 2:].split()
-        processes[int(entry.name)] = (name, int(rest[3]), (int(rest[11]) + int(rest[12])) / TICKS)
+        processes[int(entry.name)] = (name, int(rest[3]), sum(int(value) for value in rest[11:15]) / TICKS)
     return processes
 
 
 class CpuShares:
     """`with CpuShares({"web": server.pid, "worker": worker.pid}) as cpu: ...`, then `cpu.result()`: cores busy during
     the block, in all and per group; a group is a session (processes started with start_new_session=True), plus
-    "postgres" (every process named postgres) and "other" (the rest: other processes, including those that ended
-    meanwhile, interrupt time and stolen time, which are also given on their own)."""
+    "postgres" and "redis" (every process of that name) and "other" (the rest: other processes, interrupt time and
+    stolen time, which are also given on their own). A process that ended in the block counts in its parent's group
+    (a closed PostgreSQL backend in "postgres"); one whose parent is in another group, in that one."""
 
     def __init__(self, sessions: dict[str, int]):
         self.sessions = sessions
 
     def _group(self, name: str, session: int) -> str:
-        if name == "postgres":
-            return "postgres"
+        if name in BY_NAME:
+            return BY_NAME[name]
         return next((group for group, leader in self.sessions.items() if session == leader), "other")
 
     def __enter__(self):
@@ -58,13 +63,15 @@ class CpuShares:
 
     def result(self) -> dict:
         busy, interrupts, stolen = ((after - before) / self.wall for after, before in zip(self.machine_after, self.machine_before, strict=True))
-        groups = {group: 0.0 for group in (*self.sessions, "postgres")}
+        groups = {group: 0.0 for group in (*self.sessions, *BY_NAME.values(), "other")}
         for pid, (name, session, seconds) in self.after.items():
             previous = self.before.get(pid)
-            spent = seconds - previous[2] if previous and previous[0] == name else seconds
-            group = self._group(name, session)
-            if group != "other":
-                groups[group] += spent / self.wall
+            groups[self._group(name, session)] += seconds - previous[2] if previous and previous[0] == name else seconds
+        # A process that ended meanwhile reaches its parent's figure whole, including what it spent before the block.
+        for pid, (name, session, seconds) in self.before.items():
+            if pid not in self.after or self.after[pid][0] != name:
+                groups[self._group(name, session)] -= seconds
+        groups = {group: max(seconds, 0.0) / self.wall for group, seconds in groups.items() if group != "other"}
         shares = {group: round(cores, 2) for group, cores in groups.items()}
         shares["other"] = round(max(busy - sum(groups.values()), 0.0), 2)
         return {"cores": os.cpu_count(), "busy_cores": round(busy, 2), **{f"{group}_cores": cores for group, cores in shares.items()},

@@ -151,6 +151,7 @@ def table(result: dict) -> str:
 def _cpu_line(cpu: dict) -> str:
     """Why p99 is what it is: when the cores are full, events wait for a core, not for the code."""
     return (f"machine while the 90 % load was sent: {cpu['busy_cores']} of {cpu['cores']} cores busy (web processes {cpu['web_cores']}, "
-            f"worker {cpu['worker_cores']}, PostgreSQL {cpu['postgres_cores']}, other {cpu['other_cores']}: the load generator "
+            f"worker {cpu['worker_cores']}, PostgreSQL {cpu['postgres_cores']}, Redis {cpu.get('redis_cores', '?')}, "
+            f"other {cpu['other_cores']}: the load generator "
             f"{cpu.get('load_generator_cores', '?')}, interrupts (loopback TCP) {cpu.get('interrupt_cores', '?')}, "
             f"stolen by other guests {cpu.get('stolen_cores', '?')})")
