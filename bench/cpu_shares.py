@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import defaultdict
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -63,15 +64,16 @@ class CpuShares:
 
     def result(self) -> dict:
         busy, interrupts, stolen = ((after - before) / self.wall for after, before in zip(self.machine_after, self.machine_before, strict=True))
-        groups = {group: 0.0 for group in (*self.sessions, *BY_NAME.values(), "other")}
+        spent: dict[str, float] = defaultdict(float)
         for pid, (name, session, seconds) in self.after.items():
             previous = self.before.get(pid)
-            groups[self._group(name, session)] += seconds - previous[2] if previous and previous[0] == name else seconds
+            spent[self._group(name, session)] += seconds - previous[2] if previous and previous[0] == name else seconds
         # A process that ended meanwhile reaches its parent's figure whole, including what it spent before the block.
         for pid, (name, session, seconds) in self.before.items():
             if pid not in self.after or self.after[pid][0] != name:
-                groups[self._group(name, session)] -= seconds
-        groups = {group: max(seconds, 0.0) / self.wall for group, seconds in groups.items() if group != "other"}
+                spent[self._group(name, session)] -= seconds
+        # "other" is what the machine was busy with beyond the named groups, interrupts and stolen time included.
+        groups = {group: max(spent[group], 0.0) / self.wall for group in (*self.sessions, *BY_NAME.values())}
         shares = {group: round(cores, 2) for group, cores in groups.items()}
         shares["other"] = round(max(busy - sum(groups.values()), 0.0), 2)
         return {"cores": os.cpu_count(), "busy_cores": round(busy, 2), **{f"{group}_cores": cores for group, cores in shares.items()},

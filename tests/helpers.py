@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import secrets
+import subprocess
 import time
 
 from django.urls import reverse
@@ -121,3 +122,16 @@ def wait_until(condition, timeout: float, what: str):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def stop_processes(*processes) -> None:
+    """SIGTERM to all (a Celery worker finishes its task and acknowledges it), then wait; SIGKILL what is still alive
+    after 30 s."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -77,18 +77,17 @@ def test_the_worker_service_can_be_scaled():
 def test_three_workers_like_the_scaled_service_share_the_events_and_book_each_once(fake_stripe, settings, celery_conf):
     """What `docker compose up --scale worker=3` starts (`make scale-check` runs it with Docker), without Docker: the
     worker service's command three times, each with its own node name as its container's hostname would give it, on
-    one Redis and one PostgreSQL. Events of several settings stored and published as the webhook view does: every one booked exactly
-    once, and each worker took a share."""
+    one Redis and one PostgreSQL. Events of several settings stored and published as the webhook view does: every one
+    booked exactly once, and each worker took a share."""
     import shlex
     import tempfile
-    import time
 
     import redis
     from django.db import connection
 
     from billing.models import Balance
     from tests.factories import InvoiceFactory, ProviderSettingFactory
-    from tests.helpers import make_charge, make_event
+    from tests.helpers import make_charge, make_event, stop_processes, wait_until
     from webhooks import services
     from webhooks.models import EventStatus, WebhookEvent
 
@@ -106,10 +105,7 @@ def test_three_workers_like_the_scaled_service_share_the_events_and_book_each_on
     workers = [subprocess.Popen([sys.executable, "-m", *command, "--without-gossip", "--without-mingle", "-n", f"worker{index}@replica{index}"],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT) for index, log in enumerate(logs)]
     try:
-        deadline = time.monotonic() + 60
-        while not all("ready" in open(log.name).read() for log in logs):  # noqa: SIM115 - re-read as the workers write
-            assert time.monotonic() < deadline, "the three workers did not start"
-            time.sleep(0.2)
+        wait_until(lambda: all("ready" in open(log.name).read() for log in logs), 60, "the three workers to start")  # noqa: SIM115
         invoices = [InvoiceFactory(amount="100.00", currency="EUR") for _ in range(300)]
         setting_list = [ProviderSettingFactory() for _ in range(3)]
         for index, invoice in enumerate(invoices):
@@ -117,17 +113,9 @@ def test_three_workers_like_the_scaled_service_share_the_events_and_book_each_on
                 "charge.succeeded", make_charge(metadata={"invoice_id": str(invoice.pk)}, created=1_700_000_000 + index)))
         assert services._background_publisher().flush(timeout=30)
         events = WebhookEvent.objects.all()
-        while events.exclude(status=EventStatus.PROCESSED).exists():
-            assert time.monotonic() < deadline + 120, "the workers did not drain the events"
-            time.sleep(0.2)
+        wait_until(lambda: not events.exclude(status=EventStatus.PROCESSED).exists(), 180, "the workers to drain the events")
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stop_processes(*workers)
         services._publisher = None
         redis.Redis.from_url(broker).flushdb()
     assert {event.attempts for event in events} == {1}

@@ -18,7 +18,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from tests.factories import BusinessEntityFactory, ProviderSettingFactory
-from tests.helpers import make_charge, make_event, wait_until
+from tests.helpers import make_charge, make_event, stop_processes, wait_until
 from webhooks import lanes, services
 from webhooks.models import EventStatus, WebhookEvent
 
@@ -78,14 +78,6 @@ def start_worker() -> subprocess.Popen:
                              "-n", f"lanes-{os.getpid()}@%h"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def stop_worker(worker: subprocess.Popen) -> None:
-    worker.terminate()
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-
-
 @pytest.mark.services
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
@@ -111,7 +103,7 @@ def test_a_burst_of_one_entity_does_not_delay_another_entitys_event(fake_stripe,
         wait_until(lambda: not burst.filter(status=EventStatus.RECEIVED).exists(), 120,
                    f"the burst to drain ({burst.filter(status=EventStatus.RECEIVED).count()} left)")
     finally:
-        stop_worker(worker)
+        stop_processes(worker)
     delay = (event.processed_at - event.received_at).total_seconds()
     print(f"\nburst of {BURST}: the other entity's event was booked {delay:.2f} s after it was stored, with {left_when_stored} "
           f"burst events still to do; {burst.filter(processed_at__gt=event.processed_at).count()} were booked after it")
@@ -140,7 +132,7 @@ def test_a_worker_that_is_behind_takes_the_waiting_tasks_of_a_lane_along(fake_st
         events = WebhookEvent.objects.filter(provider_setting=setting)
         wait_until(lambda: not events.exclude(status=EventStatus.PROCESSED).exists(), 60, "the backlog to drain")
     finally:
-        stop_worker(worker)
+        stop_processes(worker)
     assert {event.attempts for event in events} == {1}
     # A batch records its outcomes in its own transaction: one processed_at per batch. Four threads, up to 50 events each.
     batches = len({event.processed_at for event in events})
